@@ -1,0 +1,85 @@
+"""Recipes: a name (model-dataset) bound to a dataset, a model, a loss, metrics, default
+hyper-parameters, a ``quick`` preset, and the published figure the default config should reach.
+
+``deepzoo list`` prints this registry; ``deepzoo train NAME`` builds the recipe's :class:`Task` and
+hands it to the engine.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from deepzoo.errors import DeepzooError
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The published (or peer) figure a recipe is measured against."""
+    metric: str          # a key of the run's results, e.g. "test_acc"
+    value: float
+    source: str
+    url: str = ""
+
+    def met_by(self, value: float) -> bool:
+        from deepzoo.train.engine import higher_is_better
+        return value >= self.value if higher_is_better(self.metric) else value <= self.value
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    family: str
+    dataset: str
+    description: str
+    reference: Reference
+    defaults: dict                      # data/model sections, and overrides of engine defaults
+    build: Callable[[dict, Any], Any]   # (config, data_dir) -> Task
+    presets: dict = field(default_factory=dict)
+    predict: Callable | None = None     # (model, config, input string) -> printable result
+    predict_help: str = ""
+
+    def full_defaults(self) -> dict:
+        from deepzoo.train.engine import ENGINE_DEFAULTS
+        return _merge(copy.deepcopy(ENGINE_DEFAULTS), self.defaults)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    if recipe.name in RECIPES:
+        raise ValueError(f"recipe {recipe.name} registered twice")
+    if "quick" not in recipe.presets:
+        raise ValueError(f"recipe {recipe.name} has no quick preset")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def _load_all() -> None:
+    from deepzoo.recipes import mnist, tabular  # noqa: F401  (each module registers its recipes)
+
+
+def get(name: str) -> Recipe:
+    _load_all()
+    if name not in RECIPES:
+        close = difflib.get_close_matches(name, RECIPES, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise DeepzooError(f"unknown recipe '{name}'{hint} (deepzoo list shows all recipes)")
+    return RECIPES[name]
+
+
+def all_recipes() -> list[Recipe]:
+    _load_all()
+    return list(RECIPES.values())

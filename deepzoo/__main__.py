@@ -1,0 +1,5 @@
+import sys
+
+from deepzoo.cli import main
+
+sys.exit(main())

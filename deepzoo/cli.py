@@ -1,0 +1,215 @@
+"""The ``deepzoo`` command line: list, train, resume, eval, predict, tour, data.
+
+Every error the user can fix is printed as one line, ``deepzoo: error: ...``, with exit status 2
+(3 when training diverged); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from deepzoo import __version__
+from deepzoo.errors import DeepzooError, TrainingDiverged
+
+EPILOG = """\
+examples:
+  deepzoo list                                   the recipes and their published figures
+  deepzoo tour --quick                           every recipe, small preset, on data shipped in the package
+  deepzoo train cnn-mnist                        full training (needs MNIST: deepzoo data fetch mnist)
+  deepzoo train mlp-mnist --epochs 5 --set optim.lr=3e-4 --set model.hidden=[256,256]
+  deepzoo train cnn-mnist --print-config         the keys --set accepts, with their defaults
+  deepzoo resume runs/cnn-mnist-20261121-101500  continue a stopped run exactly where it was
+  deepzoo predict RUN_DIR digit.png              classify an image with a trained run
+"""
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def fmt_value(metric: str, value) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if metric.endswith("acc") else f"{value:.4f}"
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+def cmd_list(args) -> None:
+    from deepzoo import recipes
+    rows = [[r.name, r.family, r.dataset, fmt_value(r.reference.metric, r.reference.value) + " " +
+             r.reference.metric, r.reference.source] for r in recipes.all_recipes()]
+    print(table(rows, ["recipe", "family", "dataset", "reference", "source"]))
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="where datasets are found first (then $DEEPZOO_DATA, then the user cache)")
+
+
+def cmd_train(args) -> None:
+    from deepzoo import config as cfglib
+    from deepzoo import recipes
+    from deepzoo.train.run import train
+    if args.print_config:
+        recipe = recipes.get(args.recipe)
+        cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, args.preset, args.config,
+                             args.set, args.epochs, args.seed)
+        for key, value in cfglib.flatten(cfg).items():
+            print(f"{key} = {json.dumps(value)}")
+        return
+    summary = train(args.recipe, preset=args.preset, config_file=args.config, sets=args.set,
+                    epochs=args.epochs, seed=args.seed, out=args.out, data_dir=args.data_dir,
+                    progress=not args.quiet)
+    print_summary(summary)
+
+
+def print_summary(s: dict) -> None:
+    ref = s["reference"]
+    verdict = {True: "meets", False: "below", None: "n/a"}[s["meets_reference"]]
+    print(f"{s['recipe']}: {s['metric']} {fmt_value(s['metric'], s['value'])} "
+          f"(reference {fmt_value(s['metric'], ref['value'])}, {ref['source']}: {verdict}) "
+          f"in {s['train_seconds']:.0f}s of training")
+
+
+def cmd_resume(args) -> None:
+    from deepzoo.train.run import resume
+    print_summary(resume(args.run_dir, data_dir=args.data_dir, progress=not args.quiet))
+
+
+def cmd_eval(args) -> None:
+    from deepzoo.train.run import evaluate
+    result = evaluate(args.run_dir, data_dir=args.data_dir)
+    for key, value in result["results"].items():
+        print(f"{key:12s} {fmt_value(key, value)}")
+    ref = result["reference"]
+    print(f"reference   {fmt_value(result['metric'], ref['value'])} {result['metric']} ({ref['source']})")
+
+
+def cmd_predict(args) -> None:
+    from deepzoo.train.run import predict
+    for result in predict(args.run_dir, args.inputs, data_dir=args.data_dir):
+        if "probabilities" in result:
+            top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+            print(f"{result['input']}: class {result['class']}  (" +
+                  ", ".join(f"{k}: {v:.3f}" for k, v in top) + ")")
+            if args.json:
+                print(json.dumps(result))
+        else:
+            print(json.dumps(result, indent=None if not args.json else 1))
+
+
+def cmd_tour(args) -> None:
+    from deepzoo.report.tour import tour
+    path = tour(quick=args.quick, out=args.out, data_dir=args.data_dir,
+                only=args.recipes.split(",") if args.recipes else None, progress=not args.quiet)
+    print(f"tour report: {path}")
+
+
+def cmd_data_list(args) -> None:
+    from deepzoo.data import registry
+    rows = [[r["name"], r["task"], str(r["files"]), f"{r['size'] / 1e6:.1f} MB", r["state"], r["path"] or "-"]
+            for r in registry.table(args.data_dir)]
+    print(table(rows, ["dataset", "task", "files", "size", "state", "where"]))
+
+
+def cmd_data_fetch(args) -> None:
+    from deepzoo.data import registry
+    path = registry.fetch(args.name, dest_root=args.data_dir, mirror=args.mirror, progress=not args.quiet)
+    print(f"{args.name}: verified in {path}")
+
+
+# --- the parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="deepzoo", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="The classic deep-learning families, implemented cleanly on PyTorch: train them on "
+                    "real data, compare with the published figures, then use your own data.")
+    p.add_argument("--version", action="version", version=f"deepzoo {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    s = sub.add_parser("list", help="the recipes, their datasets and published reference figures")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("train", help="train a recipe into a new run folder",
+                       description="Train RECIPE. Options apply in order: --preset, --config, --set, "
+                                   "--epochs/--seed. --print-config shows every key --set accepts.")
+    s.add_argument("recipe", help="a recipe name from `deepzoo list`")
+    s.add_argument("--epochs", type=int, help="number of epochs (same as --set train.epochs=N)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set optim.lr=0.01 (repeatable)")
+    s.add_argument("--config", metavar="FILE", help="a TOML file of overrides ([optim] lr = 0.01)")
+    s.add_argument("--preset", help="a named preset of the recipe, e.g. quick")
+    s.add_argument("--out", metavar="DIR", help="run folder (default runs/RECIPE-TIMESTAMP)")
+    s.add_argument("--seed", type=int, help="random seed (same as --set seed=S)")
+    s.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_resume)
+
+    s = sub.add_parser("eval", help="evaluate a run's best checkpoint on its validation and test splits")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("predict", help="apply a trained run to new input (an image, a CSV, ...)")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("inputs", nargs="+", metavar="INPUT")
+    s.add_argument("--json", action="store_true", help="also print the full result as JSON")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("tour", help="train every recipe and write one HTML report",
+                       description="Train every recipe (with --quick: its small preset, on the samples "
+                                   "shipped in the package, in a few minutes) and write report.html with "
+                                   "each figure beside its published reference, and every plot.")
+    s.add_argument("--quick", action="store_true", help="quick presets on shipped data (no download)")
+    s.add_argument("--out", metavar="DIR", help="report folder (default runs/tour-TIMESTAMP)")
+    s.add_argument("--recipes", metavar="A,B", help="only these recipes")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_tour)
+
+    d = sub.add_parser("data", help="list, check and fetch datasets")
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    s = dsub.add_parser("list", help="each dataset, and whether it is present and verified (sha256)")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_data_list)
+    s = dsub.add_parser("fetch", help="download a dataset into the cache (or --data-dir) and verify it")
+    s.add_argument("name")
+    s.add_argument("--mirror", metavar="URL", help="base URL to download the files from instead")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_data_fetch)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except TrainingDiverged as e:
+        print(f"deepzoo: error: {e}", file=sys.stderr)
+        return 3
+    except DeepzooError as e:
+        print(f"deepzoo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deepzoo: interrupted; a run can be continued with `deepzoo resume RUN_DIR`", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Training curves as a PNG: losses on the left, the other metrics on the right."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_curves(rows: list[dict], path: Path, title: str) -> Path | None:
+    if not rows:
+        return None
+    epochs = [r["epoch"] for r in rows]
+    skip = {"epoch", "step", "train_seconds", "lr"}
+    keys = [k for k in rows[-1] if k not in skip]
+    losses = [k for k in keys if k.endswith("loss")]
+    others = [k for k in keys if k not in losses]
+    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(10 if others else 5.5, 3.8), squeeze=False)
+    for k in losses:
+        axes[0, 0].plot(epochs, [r.get(k) for r in rows], marker=".", label=k)
+    axes[0, 0].set(xlabel="epoch", ylabel="loss", title="loss")
+    if all(r.get(k, 1) > 0 for r in rows for k in losses):
+        axes[0, 0].set_yscale("log")
+    axes[0, 0].legend()
+    if others:
+        for k in others:
+            axes[0, 1].plot(epochs, [r.get(k) for r in rows], marker=".", label=k)
+        axes[0, 1].set(xlabel="epoch", title="validation metrics")
+        axes[0, 1].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,193 @@
+"""Checkpoints that survive a crash at any instant.
+
+A checkpoint is a folder ``checkpoints/epoch-0007/`` holding
+
+- ``model.safetensors``: the weights (safetensors: loading never unpickles code),
+- ``optim.safetensors``: the optimizer's tensors (momentum buffers, Adam moments),
+- ``state.json``: everything else needed to continue bit for bit: epoch, global step, the optimizer's
+  scalar state, the random-number-generator states, early-stopping bookkeeping, elapsed time.
+
+It is written into a temporary folder, each file flushed to disk, then renamed into place; only then
+is ``checkpoints/latest.json`` replaced (``os.replace`` is atomic) to point at it. A run killed at
+any moment therefore has a ``latest.json`` naming a complete checkpoint, or none yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from deepzoo.errors import DeepzooError
+
+LATEST = "latest.json"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+# --- random-number-generator states -------------------------------------------------------------
+
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.numpy().tobytes()).decode()
+
+
+def _unb64(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8).clone()
+
+
+def rng_state(data_generator: torch.Generator) -> dict:
+    state = {
+        "torch": _b64(torch.get_rng_state()),
+        "data": _b64(data_generator.get_state()),
+        "numpy": list(np.random.get_state()[1].tolist()), "numpy_pos": int(np.random.get_state()[2]),
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [_b64(s) for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict, data_generator: torch.Generator) -> None:
+    torch.set_rng_state(_unb64(state["torch"]))
+    data_generator.set_state(_unb64(state["data"]))
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([_unb64(s) for s in state["cuda"]])
+
+
+# --- optimizer state: tensors to safetensors, the rest to JSON ---------------------------------
+
+def split_optimizer_state(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for idx, pstate in sd["state"].items():
+        for key, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{idx}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def join_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for flat, value in list(tensors.items()) + list(meta["scalars"].items()):
+        idx, key = flat.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+# --- save / load --------------------------------------------------------------------------------
+
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def save(ckpt_root: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+         state: dict, best: bool, keep: int = 1) -> Path:
+    """Write checkpoint ``epoch`` atomically and point ``latest.json`` at it.
+
+    ``best`` marks it as the best so far; the best checkpoint and the ``keep`` most recent are kept.
+    """
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    name = f"epoch-{epoch:04d}"
+    tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".{name}."))
+    try:
+        save_file(model_tensors(model), str(tmp / "model.safetensors"))
+        opt_tensors, opt_meta = split_optimizer_state(optimizer.state_dict())
+        save_file(opt_tensors, str(tmp / "optim.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({**state, "optimizer": opt_meta}, indent=1))
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        final = ckpt_root / name
+        if final.exists():  # left by a run killed after this rename but before latest.json moved on
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(ckpt_root)
+    pointer = read_latest(ckpt_root) or {}
+    pointer = {"last": name, "best": name if best else pointer.get("best", name)}
+    atomic_write_json(ckpt_root / LATEST, pointer)
+    # Prune: everything not named by the pointer, beyond the `keep` most recent.
+    epochs = sorted(p for p in ckpt_root.glob("epoch-*") if p.is_dir())
+    for p in epochs[:-keep]:
+        if p.name not in pointer.values():
+            shutil.rmtree(p, ignore_errors=True)
+    for p in ckpt_root.glob(".epoch-*"):  # temporaries of a killed run
+        shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def read_latest(ckpt_root: Path) -> dict | None:
+    path = ckpt_root / LATEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DeepzooError(f"{path} is not valid JSON ({e}); the checkpoint pointer is damaged") from None
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise DeepzooError(f"cannot read weights {path}: {e}") from None
+
+
+def load(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
+    """Load weights (and optimizer state) from one checkpoint folder; return its state dict."""
+    model.load_state_dict(load_weights(ckpt_dir / "model.safetensors"))
+    try:
+        state = json.loads((ckpt_dir / "state.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DeepzooError(f"cannot read {ckpt_dir / 'state.json'}: {e}") from None
+    if optimizer is not None:
+        tensors = load_weights(ckpt_dir / "optim.safetensors")
+        optimizer.load_state_dict(join_optimizer_state(tensors, state["optimizer"]))
+    return state

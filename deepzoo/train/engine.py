@@ -1,0 +1,299 @@
+"""The training engine shared by every gradient-trained family.
+
+A recipe builds a :class:`Task` (model, data splits, loss, metrics); :class:`Trainer` runs the loop
+
+    for each epoch:
+        for each mini-batch (x, y):
+            lr      <- optim.lr * schedule(step)
+            loss    <- L(model(x), y)                 stop if loss is NaN or inf
+            grads   <- d loss / d weights              (backpropagation)
+            grads   <- grads * min(1, c / ||grads||)   (optional clipping to norm c)
+            weights <- optimizer step
+        evaluate on the validation split; log; checkpoint atomically; maybe stop early
+    evaluate the best checkpoint on the test split; write summary.json and curves.png
+
+A run is a folder: ``config.json``, ``metrics.jsonl`` (one JSON object per epoch), ``checkpoints/``,
+``curves.png`` and ``summary.json``. Resuming restores weights, optimizer, step, random-number
+generators and early-stopping state, so a killed run ends with the same weights as an unbroken one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from deepzoo.data.batches import TensorBatches
+from deepzoo.errors import DeepzooError, TrainingDiverged
+from deepzoo.nn import optimizer_class
+from deepzoo.train import checkpoint
+from deepzoo.train.metrics import Metric
+from deepzoo.train.schedules import lr_factor
+
+# Engine keys every recipe has; a recipe overrides the values, never the set of keys.
+ENGINE_DEFAULTS = {
+    "seed": 0,
+    "optim": {"name": "adam", "impl": "torch", "lr": 1e-3, "momentum": 0.9, "nesterov": False,
+              "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0.0, "gamma": 0.1,
+              "step_size": 1, "min_lr_factor": 0.0},
+    "train": {"epochs": 10, "clip_grad_norm": 0.0, "early_stopping": 0, "device": "auto",
+              "keep_checkpoints": 1},
+}
+
+
+@dataclass
+class Task:
+    """Everything the engine needs to train and evaluate one model.
+
+    ``metrics`` are factories (classes) so each evaluation starts fresh. ``monitor`` names the
+    validation figure that chooses the best epoch (for example ``"val_acc"``); ``headline`` the test
+    figure compared with the published reference (for example ``"test_acc"``).
+    """
+    model: torch.nn.Module
+    train: TensorBatches
+    val: TensorBatches | None
+    test: TensorBatches | None
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    metrics: list[type[Metric]] = field(default_factory=list)
+    monitor: str = "val_loss"
+    headline: str = "test_loss"
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise DeepzooError(f"train.device: unknown device '{name}' (auto, cpu, cuda, cuda:N, mps)")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeepzooError("train.device: CUDA was asked for but this PyTorch sees no CUDA GPU")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeepzooError("train.device: MPS was asked for but is not available here")
+    return torch.device(name)
+
+
+def build_optimizer(model: torch.nn.Module, o: dict) -> torch.optim.Optimizer:
+    cls = optimizer_class(o["name"], o["impl"])
+    if o["name"] == "sgd":
+        return cls(model.parameters(), lr=o["lr"], momentum=o["momentum"], nesterov=o["nesterov"],
+                   weight_decay=o["weight_decay"])
+    return cls(model.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+
+
+def higher_is_better(name: str) -> bool:
+    return not name.endswith(("loss", "rmse", "mse", "mae", "perplexity", "error"))
+
+
+class Trainer:
+    """Train ``task`` with the engine part of ``cfg`` into the folder ``run_dir``."""
+
+    def __init__(self, task: Task, cfg: dict, run_dir: Path, progress: bool = True,
+                 log: Callable[[str], None] = print) -> None:
+        self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.progress, self.log = progress, log
+        self.device = select_device(cfg["train"]["device"])
+        self.model = task.model.to(self.device)
+        self.optimizer = build_optimizer(self.model, cfg["optim"])
+        self.generator = torch.Generator().manual_seed(cfg["seed"])  # shuffling and augmentation
+        self.ckpt_root = self.run_dir / "checkpoints"
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.epoch, self.step, self.train_seconds = 0, 0, 0.0
+        self.best_value: float | None = None
+        self.best_epoch, self.bad_epochs, self.stopped_early = 0, 0, False
+        self.callbacks: list[Callable[[Trainer, dict], None]] = []
+
+    # --- the learning-rate schedule --------------------------------------------------------------
+    def _set_lr(self) -> float:
+        o, steps = self.cfg["optim"], len(self.task.train)
+        total = steps * self.cfg["train"]["epochs"]
+        factor = lr_factor(o["schedule"], self.step, total, steps, int(o["warmup_epochs"] * steps),
+                           gamma=o["gamma"], step_size=o["step_size"], min_factor=o["min_lr_factor"])
+        lr = o["lr"] * factor
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    # --- one pass over the training split ---------------------------------------------------------
+    def train_epoch(self) -> dict:
+        self.model.train()
+        clip = self.cfg["train"]["clip_grad_norm"]
+        total_loss, seen = 0.0, 0
+        bar = tqdm(self.task.train.epoch(self.generator), total=len(self.task.train), leave=False,
+                   desc=f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']}", unit="batch",
+                   disable=not self.progress)
+        for x, y in bar:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            lr = self._set_lr()
+            loss = self.task.loss(self.model(x), y)
+            if not torch.isfinite(loss):
+                self._diverged(float(loss.detach()), lr)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+            self.step += 1
+            total_loss += float(loss.detach()) * len(y)
+            seen += len(y)
+            if self.step % 20 == 0:
+                bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{lr:.2e}")
+        bar.close()
+        return {"train_loss": total_loss / max(seen, 1), "lr": lr}
+
+    def _diverged(self, value: float, lr: float) -> None:
+        latest = checkpoint.read_latest(self.ckpt_root)
+        kept = (f"the last good checkpoint ({self.ckpt_root / latest['last']}) is kept"
+                if latest else "no checkpoint had been written yet")
+        raise TrainingDiverged(
+            f"loss became {value} at epoch {self.epoch + 1}, step {self.step} (lr {lr:.3g}); "
+            f"training stopped and {kept}. Lower optim.lr or set train.clip_grad_norm")
+
+    # --- evaluation -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, batches: TensorBatches, prefix: str) -> dict:
+        self.model.eval()
+        metrics = [m() for m in self.task.metrics]
+        total_loss, seen = 0.0, 0
+        for x, y in batches.epoch():
+            x, y = x.to(self.device), y.to(self.device)
+            out = self.model(x)
+            total_loss += float(self.task.loss(out, y)) * len(y)
+            seen += len(y)
+            for m in metrics:
+                m.update(out, y)
+        result = {f"{prefix}_loss": total_loss / max(seen, 1)}
+        result.update({f"{prefix}_{m.name}": m.compute() for m in metrics})
+        return result
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        epochs = self.cfg["train"]["epochs"]
+        patience = self.cfg["train"]["early_stopping"]
+        monitor = self.task.monitor if self.task.val is not None else "train_loss"
+        maximise = higher_is_better(monitor)
+        while self.epoch < epochs and not self.stopped_early:
+            start = time.perf_counter()
+            row = self.train_epoch()
+            self.train_seconds += time.perf_counter() - start
+            self.epoch += 1
+            if self.task.val is not None:
+                row.update(self.evaluate(self.task.val, "val"))
+            value = row[monitor]
+            improved = (self.best_value is None or
+                        (value > self.best_value if maximise else value < self.best_value))
+            if improved:
+                self.best_value, self.best_epoch, self.bad_epochs = value, self.epoch, 0
+            else:
+                self.bad_epochs += 1
+                self.stopped_early = patience > 0 and self.bad_epochs >= patience
+            row = {"epoch": self.epoch, "step": self.step, **row, "train_seconds": round(self.train_seconds, 3)}
+            self._append_metrics(row)
+            self._save(best=improved)
+            self.log(self._format(row))
+            for callback in self.callbacks:
+                callback(self, row)
+        if self.stopped_early:
+            self.log(f"early stopping: {monitor} has not improved for {patience} epochs "
+                     f"(best {self.best_value:.4f} at epoch {self.best_epoch})")
+        return self.finish()
+
+    def _format(self, row: dict) -> str:
+        parts = [f"epoch {row['epoch']}/{self.cfg['train']['epochs']}"]
+        for k, v in row.items():
+            if k not in ("epoch", "step", "train_seconds"):
+                parts.append(f"{k} {v:.3e}" if k == "lr" else f"{k} {v:.4f}")
+        parts.append(f"{row['train_seconds']:.1f}s")
+        return "  ".join(parts)
+
+    def _append_metrics(self, row: dict) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _state(self) -> dict:
+        return {"epoch": self.epoch, "step": self.step, "train_seconds": self.train_seconds,
+                "best_value": self.best_value, "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early,
+                "rng": checkpoint.rng_state(self.generator)}
+
+    def _save(self, best: bool) -> None:
+        checkpoint.save(self.ckpt_root, self.epoch, self.model, self.optimizer, self._state(), best=best,
+                        keep=self.cfg["train"]["keep_checkpoints"])
+
+    # --- resume -----------------------------------------------------------------------------------
+    def restore(self) -> bool:
+        """Continue from the latest checkpoint in the run folder; False if there is none."""
+        latest = checkpoint.read_latest(self.ckpt_root)
+        if latest is None:
+            return False
+        state = checkpoint.load(self.ckpt_root / latest["last"], self.model, self.optimizer)
+        for key in ("epoch", "step", "train_seconds", "best_value", "best_epoch", "bad_epochs", "stopped_early"):
+            setattr(self, key, state[key])
+        checkpoint.set_rng_state(state["rng"], self.generator)
+        self._truncate_metrics()
+        return True
+
+    def _truncate_metrics(self) -> None:
+        """Drop metric rows written after the checkpoint we resume from (a killed epoch's)."""
+        if not self.metrics_path.exists():
+            return
+        keep = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the kill
+            if row.get("epoch", 0) <= self.epoch:
+                keep.append(line)
+        checkpoint.atomic_write_bytes(self.metrics_path, "".join(l + "\n" for l in keep).encode())
+
+    # --- the end of a run -------------------------------------------------------------------------
+    def load_best(self) -> int:
+        latest = checkpoint.read_latest(self.ckpt_root)
+        if latest is None:
+            raise DeepzooError(f"{self.run_dir} has no checkpoint yet")
+        name = latest["best"] if self.task.val is not None else latest["last"]
+        self.model.load_state_dict(checkpoint.load_weights(self.ckpt_root / name / "model.safetensors"))
+        return int(name.split("-")[1])
+
+    def finish(self) -> dict:
+        epoch_used = self.load_best()
+        result = {"epoch_used": epoch_used}
+        if self.task.test is not None:
+            result.update(self.evaluate(self.task.test, "test"))
+        if self.task.val is not None:
+            result.update(self.evaluate(self.task.val, "val"))
+        return result
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return rows
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def is_finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)

@@ -1,0 +1,159 @@
+"""Runs: create a run folder, train, resume, evaluate, predict.
+
+These functions are what the command line calls; they are equally usable from Python::
+
+    from deepzoo.train.run import train
+    summary = train("cnn-mnist", sets=["train.epochs=3"], out="runs/cnn3")
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from deepzoo import __version__
+from deepzoo import config as cfglib
+from deepzoo import recipes
+from deepzoo.errors import DeepzooError
+from deepzoo.report.plots import plot_curves
+from deepzoo.train import checkpoint
+from deepzoo.train.engine import Trainer, count_parameters, read_metrics
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _build(recipe: recipes.Recipe, cfg: dict, data_dir):
+    _seed_everything(cfg["seed"])  # model initialisation depends on the seed only
+    return recipe.build(cfg, data_dir)
+
+
+def new_run_dir(out: str | Path | None, recipe: str) -> Path:
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{recipe}-{stamp}"
+        n = 1
+        while out.exists():
+            n += 1
+            out = Path("runs") / f"{recipe}-{stamp}-{n}"
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if (out / "config.json").exists():
+            raise DeepzooError(f"{out} already holds a run; continue it with `deepzoo resume {out}` "
+                               f"or choose another --out")
+        raise DeepzooError(f"{out} exists and is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def read_run(run_dir: str | Path) -> tuple[Path, dict]:
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise DeepzooError(f"{run_dir} is not a deepzoo run folder (no config.json)")
+    try:
+        return run_dir, json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DeepzooError(f"{path} is not valid JSON: {e}") from None
+
+
+def _summary(recipe: recipes.Recipe, trainer: Trainer, results: dict, run_dir: Path, cfg: dict) -> dict:
+    ref = recipe.reference
+    value = results.get(ref.metric)
+    summary = {
+        "recipe": recipe.name, "family": recipe.family, "dataset": recipe.dataset,
+        "preset": cfg.get("preset"),
+        "metric": ref.metric, "value": value,
+        "reference": {"value": ref.value, "source": ref.source, "url": ref.url},
+        "meets_reference": None if value is None else ref.met_by(value),
+        "results": results, "epochs_run": trainer.epoch, "best_epoch": trainer.best_epoch,
+        "stopped_early": trainer.stopped_early, "train_seconds": round(trainer.train_seconds, 2),
+        "parameters": count_parameters(trainer.model), "device": str(trainer.device),
+        "versions": {"deepzoo": __version__, "torch": torch.__version__, "python": platform.python_version()},
+    }
+    checkpoint.atomic_write_json(run_dir / "summary.json", summary)
+    plot_curves(read_metrics(run_dir), run_dir / "curves.png", f"{recipe.name}  ({run_dir.name})")
+    return summary
+
+
+def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=()) -> dict:
+    task = _build(recipe, cfg, data_dir)
+    trainer = Trainer(task, cfg, run_dir, progress=progress, log=log)
+    trainer.callbacks.extend(callbacks)
+    if resume:
+        if trainer.restore():
+            log(f"resuming {run_dir} after epoch {trainer.epoch}")
+        else:
+            log(f"{run_dir} has no checkpoint yet; starting from the beginning")
+    results = trainer.fit()
+    summary = _summary(recipe, trainer, results, run_dir, cfg)
+    return summary
+
+
+def train(recipe_name: str, preset: str | None = None, config_file=None, sets=(), epochs=None, seed=None,
+          out=None, data_dir=None, progress: bool = True, log: Callable[[str], None] = print,
+          callbacks=()) -> dict:
+    recipe = recipes.get(recipe_name)
+    cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, preset, config_file, sets, epochs, seed)
+    run_dir = new_run_dir(out, recipe.name)
+    meta = {"recipe": recipe.name, "preset": preset, "data_dir": str(data_dir) if data_dir else None,
+            "config": cfg}
+    checkpoint.atomic_write_json(run_dir / "config.json", meta)
+    log(f"run folder: {run_dir}")
+    cfg = {**cfg, "recipe": recipe.name, "preset": preset}
+    return _fit(recipe, cfg, run_dir, data_dir, progress, log, resume=False, callbacks=callbacks)
+
+
+def resume(run_dir, data_dir=None, progress: bool = True, log=print) -> dict:
+    run_dir, meta = read_run(run_dir)
+    recipe = recipes.get(meta["recipe"])
+    cfg = {**meta["config"], "recipe": recipe.name, "preset": meta.get("preset")}
+    return _fit(recipe, cfg, run_dir, data_dir or meta.get("data_dir"), progress, log, resume=True)
+
+
+def load_model(run_dir, data_dir=None, which: str = "best"):
+    """Rebuild a run's model and load its best (or last) weights; return (recipe, cfg, task)."""
+    run_dir, meta = read_run(run_dir)
+    recipe = recipes.get(meta["recipe"])
+    cfg = {**meta["config"], "recipe": recipe.name, "preset": meta.get("preset")}
+    task = _build(recipe, cfg, data_dir or meta.get("data_dir"))
+    latest = checkpoint.read_latest(run_dir / "checkpoints")
+    if latest is None:
+        raise DeepzooError(f"{run_dir} has no checkpoint yet; train it first (deepzoo resume {run_dir})")
+    weights = checkpoint.load_weights(run_dir / "checkpoints" / latest[which] / "model.safetensors")
+    task.model.load_state_dict(weights)
+    return recipe, cfg, task
+
+
+def evaluate(run_dir, data_dir=None, progress: bool = False) -> dict:
+    recipe, cfg, task = load_model(run_dir, data_dir)
+    trainer = Trainer(task, cfg, Path(run_dir), progress=progress)
+    results = {}
+    for split, batches in (("val", task.val), ("test", task.test)):
+        if batches is not None:
+            results.update(trainer.evaluate(batches, split))
+    ref = recipe.reference
+    value = results.get(ref.metric)
+    return {"recipe": recipe.name, "results": results, "metric": ref.metric, "value": value,
+            "reference": {"value": ref.value, "source": ref.source},
+            "meets_reference": None if value is None else ref.met_by(value)}
+
+
+def predict(run_dir, inputs: list[str], data_dir=None) -> list[dict]:
+    run_dir, meta = read_run(run_dir)
+    recipe = recipes.get(meta["recipe"])
+    if recipe.predict is None:
+        raise DeepzooError(f"{recipe.name} has no predict; use deepzoo eval {run_dir}")
+    _, cfg, task = load_model(run_dir, data_dir)
+    return [recipe.predict(task.model, cfg, item) for item in inputs]

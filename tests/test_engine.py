@@ -1,0 +1,174 @@
+"""The training engine: schedules, metrics, augmentation, checkpoints, the NaN guard, early stopping,
+and resuming a run killed with SIGKILL to bit-identical weights."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from deepzoo.data.batches import TensorBatches, random_shift
+from deepzoo.errors import TrainingDiverged
+from deepzoo.train import checkpoint
+from deepzoo.train.engine import ENGINE_DEFAULTS, Task, Trainer
+from deepzoo.train.metrics import R2, RMSE, Accuracy
+from deepzoo.train.schedules import lr_factor
+
+
+def test_schedules():
+    assert lr_factor("constant", 50, 100, 10) == 1.0
+    assert lr_factor("cosine", 0, 100, 10) == 1.0
+    assert lr_factor("cosine", 50, 100, 10) == pytest.approx(0.5)
+    assert lr_factor("cosine", 100, 100, 10, min_factor=0.1) == pytest.approx(0.1)
+    assert lr_factor("linear", 75, 100, 10) == pytest.approx(0.25)
+    assert [lr_factor("cosine", s, 100, 10, warmup_steps=4) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor("step", 35, 100, 10, gamma=0.5, step_size=2) == pytest.approx(0.5)  # epoch 3
+    assert lr_factor("exponential", 35, 100, 10, gamma=0.7) == pytest.approx(0.7 ** 3)
+
+
+def test_metrics():
+    acc = Accuracy()
+    acc.update(torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), torch.tensor([0, 1, 1]))
+    acc.update(torch.tensor([[-1.0], [2.0]]), torch.tensor([0, 0]))  # binary logits: sign
+    assert acc.compute() == pytest.approx(3 / 5)
+    y, p = torch.randn(50), torch.randn(50)
+    r2, rmse = R2(), RMSE()
+    for i in range(0, 50, 7):
+        r2.update(p[i:i + 7], y[i:i + 7])
+        rmse.update(p[i:i + 7], y[i:i + 7])
+    expected = 1 - ((p - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert r2.compute() == pytest.approx(float(expected), rel=1e-5)
+    assert rmse.compute() == pytest.approx(float(((p - y) ** 2).mean().sqrt()), rel=1e-5)
+
+
+def test_random_shift_moves_each_image_rigidly():
+    x = torch.rand(64, 2, 9, 9) + 1.0  # strictly positive, so padding zeros are recognisable
+    out = random_shift(2)(x, torch.Generator().manual_seed(0))
+    seen = set()
+    for n in range(64):
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if torch.equal(out[n], torch.roll(torch.nn.functional.pad(x[n], (2, 2, 2, 2)),
+                                                     (dy, dx), (1, 2))[:, 2:11, 2:11])]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) > 10, "offsets should vary across the batch"
+
+
+def _toy_task(n=256, nan_after=None):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 4, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 2))
+    calls = {"n": 0}
+
+    def loss(out, target):
+        calls["n"] += 1
+        value = torch.nn.functional.cross_entropy(out, target)
+        return value * float("nan") if nan_after is not None and calls["n"] > nan_after else value
+
+    return Task(model=model, train=TensorBatches(x[:192], y[:192], 32, shuffle=True),
+                val=TensorBatches(x[192:], y[192:], 64), test=TensorBatches(x[192:], y[192:], 64),
+                loss=loss, metrics=[Accuracy], monitor="val_acc", headline="test_acc")
+
+
+def _cfg(**train):
+    cfg = json.loads(json.dumps(ENGINE_DEFAULTS))
+    cfg["train"].update(train)
+    return cfg
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
+    task = _toy_task(nan_after=7 + 3)  # 6 training steps and 1 validation batch per epoch
+    trainer = Trainer(task, _cfg(epochs=5), tmp_path, progress=False, log=lambda s: None)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*epoch-0001\) is kept"):
+        trainer.fit()
+    latest = checkpoint.read_latest(tmp_path / "checkpoints")
+    assert latest["last"] == "epoch-0001"
+    weights = load_file(str(tmp_path / "checkpoints" / "epoch-0001" / "model.safetensors"))
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_early_stopping_and_checkpoint_pruning(tmp_path):
+    task = _toy_task()
+    cfg = _cfg(epochs=30, early_stopping=2)
+    cfg["optim"]["lr"] = 0.0  # nothing improves after epoch 1
+    trainer = Trainer(task, cfg, tmp_path, progress=False, log=lambda s: None)
+    trainer.fit()
+    assert trainer.stopped_early and trainer.epoch == 3 and trainer.best_epoch == 1
+    dirs = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.is_dir())
+    assert dirs == ["epoch-0001", "epoch-0003"], "keeps the best and the last, prunes the rest"
+    assert checkpoint.read_latest(tmp_path / "checkpoints") == {"last": "epoch-0003", "best": "epoch-0001"}
+
+
+def test_in_process_resume_is_bit_identical(tmp_path):
+    full = Trainer(_toy_task(), _cfg(epochs=4), tmp_path / "a", progress=False, log=lambda s: None)
+    full.fit()
+    first = Trainer(_toy_task(), _cfg(epochs=2), tmp_path / "b", progress=False, log=lambda s: None)
+    first.fit()
+    second = Trainer(_toy_task(), _cfg(epochs=4), tmp_path / "b", progress=False, log=lambda s: None)
+    assert second.restore() and second.epoch == 2
+    second.fit()
+    a = load_file(str(tmp_path / "a/checkpoints/epoch-0004/model.safetensors"))
+    b = load_file(str(tmp_path / "b/checkpoints/epoch-0004/model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "f.json"
+    checkpoint.atomic_write_json(path, {"a": 1})
+
+    class Boom:
+        pass
+
+    with pytest.raises(TypeError):
+        checkpoint.atomic_write_json(path, {"a": Boom()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def _run(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "deepzoo", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigkill_mid_epoch_then_resume_gives_bit_identical_weights(tmp_path):
+    """The headline guarantee: kill -9 during epoch 2, resume, and end with the same weights."""
+    args = ["train", "mlp-mnist", "--preset", "quick", "--epochs", "3", "--quiet"]
+    ref = _run(args + ["--out", str(tmp_path / "ref")])
+    assert ref.wait(timeout=600) == 0, ref.stderr.read()
+    rows = [json.loads(l) for l in (tmp_path / "ref/metrics.jsonl").read_text().splitlines()]
+    epoch_seconds = rows[1]["train_seconds"] - rows[0]["train_seconds"]
+
+    killed = _run(args + ["--out", str(tmp_path / "killed")])
+    latest = tmp_path / "killed/checkpoints/latest.json"
+    deadline = time.time() + 300
+    while not latest.exists() and time.time() < deadline and killed.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.4 * epoch_seconds)  # well inside epoch 2
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    assert json.loads(latest.read_text())["last"] == "epoch-0001", "the kill must land inside epoch 2"
+
+    resumed = _run(["resume", str(tmp_path / "killed"), "--quiet"])
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert "resuming" in out and "after epoch 1" in out
+
+    a = load_file(str(tmp_path / "ref/checkpoints/epoch-0003/model.safetensors"))
+    b = load_file(str(tmp_path / "killed/checkpoints/epoch-0003/model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows_b = [json.loads(l) for l in (tmp_path / "killed/metrics.jsonl").read_text().splitlines()]
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "train_seconds"} for r in rs]
+    assert strip(rows_b) == strip(rows), "metrics.jsonl continues without duplicates or gaps"
+    summary_a = json.loads((tmp_path / "ref/summary.json").read_text())
+    summary_b = json.loads((tmp_path / "killed/summary.json").read_text())
+    assert summary_a["results"] == summary_b["results"]
