@@ -111,6 +111,7 @@ class Trainer:
         self.epoch, self.step, self.train_seconds = 0, 0, 0.0
         self.best_value: float | None = None
         self.best_epoch, self.bad_epochs, self.stopped_early = 0, 0, False
+        self.stop = False  # a callback may set it to end training after the current epoch
         self.callbacks: list[Callable[[Trainer, dict], None]] = []
 
     # --- the learning-rate schedule --------------------------------------------------------------
@@ -182,7 +183,7 @@ class Trainer:
         patience = self.cfg["train"]["early_stopping"]
         monitor = self.task.monitor if self.task.val is not None else "train_loss"
         maximise = higher_is_better(monitor)
-        while self.epoch < epochs and not self.stopped_early:
+        while self.epoch < epochs and not (self.stopped_early or self.stop):
             start = time.perf_counter()
             row = self.train_epoch()
             self.train_seconds += time.perf_counter() - start
