@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 
 import torch
@@ -75,7 +76,7 @@ def run_baseline(data, target: float, max_epochs: int, seed: int) -> dict:
         seconds += time.perf_counter() - start
         acc = test_accuracy(model, test)
         curve.append({"epoch": epoch, "test_acc": acc, "train_seconds": round(seconds, 2)})
-        print(f"baseline epoch {epoch}: test_acc {acc:.4f} at {seconds:.1f}s", flush=True)
+        print(f"baseline epoch {epoch}: test_acc {acc:.4f} at {seconds:.1f}s", file=sys.stderr, flush=True)
         if acc >= target:
             return {"reached": True, "seconds": seconds, "epochs": epoch, "curve": curve}
     return {"reached": False, "seconds": None, "epochs": max_epochs, "curve": curve}
@@ -92,7 +93,7 @@ def run_deepzoo(data_dir, target: float, tmp: str) -> dict:
     def on_epoch(t: Trainer, row: dict) -> None:
         acc = test_accuracy(t.model, task.test)
         curve.append({"epoch": t.epoch, "test_acc": acc, "train_seconds": round(t.train_seconds, 2)})
-        print(f"deepzoo  epoch {t.epoch}: test_acc {acc:.4f} at {t.train_seconds:.1f}s", flush=True)
+        print(f"deepzoo  epoch {t.epoch}: test_acc {acc:.4f} at {t.train_seconds:.1f}s", file=sys.stderr, flush=True)
         if acc >= target and not reached:
             reached.update(seconds=t.train_seconds, epochs=t.epoch)
             t.stop = True

@@ -12,6 +12,7 @@ import sys
 
 from deepzoo import __version__
 from deepzoo.errors import DeepzooError, TrainingDiverged
+from deepzoo.train.metrics import format_metric as fmt_value
 
 EPILOG = """\
 examples:
@@ -29,12 +30,6 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
-def fmt_value(metric: str, value) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:.2f}%" if metric.endswith("acc") else f"{value:.4f}"
 
 
 # --- commands -----------------------------------------------------------------------------------

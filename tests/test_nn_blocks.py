@@ -17,7 +17,7 @@ from torch.testing import assert_close
 
 from deepzoo.errors import DeepzooError
 from deepzoo.nn import blocks, layers, optim, optimizer_class
-from deepzoo.nn import losses as losses_of  # the selector function: losses_of("scratch")
+from deepzoo.nn import loss_functions as losses_of
 
 # The module deepzoo/nn/losses.py. Its name on the package is taken by the selector function,
 # so `import deepzoo.nn.losses as m` would give the function; import_module gives the module.

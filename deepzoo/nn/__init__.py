@@ -8,7 +8,7 @@ and are proven numerically equal by tests/test_nn_blocks.py.
 
     B = blocks("scratch")
     model = torch.nn.Sequential(B.Linear(4, 8), B.ReLU(), B.Linear(8, 2))
-    loss = losses("scratch").cross_entropy(model(x), y)
+    loss = loss_functions("scratch").cross_entropy(model(x), y)
     opt = optimizer_class("adamw", "scratch")(model.parameters(), lr=1e-3, weight_decay=1e-2)
 
 Pass ``dim`` to Softmax / LogSoftmax explicitly: torch's versions default to an inferred dim.
@@ -44,9 +44,7 @@ def blocks(impl: str = "torch") -> types.SimpleNamespace:
     return types.SimpleNamespace(**{name: getattr(source, name) for name in _BLOCK_NAMES})
 
 
-# This function takes the name of the submodule deepzoo/nn/losses.py on the package, so
-# `import deepzoo.nn.losses as m` gives the function; use `from deepzoo.nn.losses import ...` instead.
-def losses(impl: str = "torch") -> types.SimpleNamespace:
+def loss_functions(impl: str = "torch") -> types.SimpleNamespace:
     """The loss functions (mse_loss, binary_cross_entropy[_with_logits], cross_entropy) of the chosen implementation."""
     _check_impl(impl)
     source = F if impl == "torch" else _losses

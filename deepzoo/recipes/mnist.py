@@ -15,7 +15,7 @@ from deepzoo.data.batches import TensorBatches, random_shift, split
 from deepzoo.errors import DeepzooError
 from deepzoo.models.cnn import LeNet
 from deepzoo.models.mlp import MLP
-from deepzoo.nn import losses
+from deepzoo.nn import loss_functions
 from deepzoo.recipes import Recipe, Reference, register
 from deepzoo.train.engine import Task
 from deepzoo.train.metrics import Accuracy
@@ -45,7 +45,7 @@ def mnist_task(cfg: dict, data_dir, model: torch.nn.Module) -> Task:
     val = TensorBatches(x_all[val_idx], y_all[val_idx], 1000) if d["val_size"] > 0 else None
     test = TensorBatches(to_tensor(x_test), torch.from_numpy(y_test).long(), 1000)
     return Task(model=model, train=train, val=val, test=test,
-                loss=losses(cfg["model"]["impl"]).cross_entropy, metrics=[Accuracy],
+                loss=loss_functions(cfg["model"]["impl"]).cross_entropy, metrics=[Accuracy],
                 monitor="val_acc", headline="test_acc")
 
 

@@ -25,7 +25,7 @@ from deepzoo.data.batches import TensorBatches, split
 from deepzoo.data.registry import samples_dir
 from deepzoo.errors import DeepzooError
 from deepzoo.models.mlp import MLP
-from deepzoo.nn import losses
+from deepzoo.nn import loss_functions
 from deepzoo.recipes import Recipe, Reference, register
 from deepzoo.train.engine import Task
 from deepzoo.train.metrics import R2, RMSE, Accuracy
@@ -122,7 +122,7 @@ def build_logreg(cfg: dict, data_dir) -> Task:
             raise DeepzooError(f"logreg-binary: the target column must hold 0 and 1 only ({name} rows do not)")
     impl, bs = cfg["model"]["impl"], cfg["data"]["batch_size"]
     model = Tabular(MLP(tr[0].shape[1], [], 1, impl=impl), tr[0])  # no hidden layer: logistic regression
-    bce = losses(impl).binary_cross_entropy_with_logits
+    bce = loss_functions(impl).binary_cross_entropy_with_logits
     return Task(model=model,
                 train=TensorBatches(*tr, bs, shuffle=True), val=TensorBatches(*va, 1024),
                 test=TensorBatches(*te, 1024),
@@ -138,7 +138,7 @@ def build_regression(cfg: dict, data_dir) -> Task:
     mu, sd = float(tr[1].mean()), float(tr[1].std())
     net = MLP(tr[0].shape[1], m["hidden"], 1, activation=m["activation"], dropout=m["dropout"], impl=m["impl"])
     model = Tabular(net, tr[0], mu, sd)
-    mse = losses(m["impl"]).mse_loss
+    mse = loss_functions(m["impl"]).mse_loss
     return Task(model=model,
                 train=TensorBatches(*tr, bs, shuffle=True), val=TensorBatches(*va, 1024),
                 test=TensorBatches(*te, 1024),

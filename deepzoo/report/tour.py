@@ -16,13 +16,8 @@ from pathlib import Path
 from deepzoo import recipes
 from deepzoo.errors import DeepzooError
 from deepzoo.train import checkpoint
+from deepzoo.train.metrics import format_metric
 from deepzoo.train.run import train
-
-
-def _pct_or_num(metric: str, value) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:.2f}%" if metric.endswith("acc") else f"{value:.4f}"
 
 
 def tour(quick: bool = True, out=None, data_dir=None, only: list[str] | None = None,
@@ -60,8 +55,8 @@ def _html(results, quick: bool) -> str:
         verdict = "error" if error else ("meets" if s["meets_reference"] else "below")
         rows.append(
             f"<tr><td>{recipe.name}</td><td>{html.escape(recipe.family)}</td><td>{html.escape(recipe.dataset)}</td>"
-            f"<td>{ref.metric}</td><td>{_pct_or_num(ref.metric, value)}</td>"
-            f"<td>{_pct_or_num(ref.metric, ref.value)}</td><td>{html.escape(ref.source)}</td>"
+            f"<td>{ref.metric}</td><td>{format_metric(ref.metric, value)}</td>"
+            f"<td>{format_metric(ref.metric, ref.value)}</td><td>{html.escape(ref.source)}</td>"
             f"<td class='{verdict}'>{verdict}</td><td>{seconds:.1f}s</td></tr>")
         png = run_dir / "curves.png"
         if png.exists():

@@ -8,6 +8,13 @@ from __future__ import annotations
 import torch
 
 
+def format_metric(name: str, value: float | None) -> str:
+    """Accuracies as percentages, everything else with four decimals."""
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if name.endswith("acc") else f"{value:.4f}"
+
+
 class Metric:
     name = "metric"
     higher_is_better = True

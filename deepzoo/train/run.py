@@ -57,15 +57,18 @@ def new_run_dir(out: str | Path | None, recipe: str) -> Path:
     return out
 
 
-def read_run(run_dir: str | Path) -> tuple[Path, dict]:
+def read_run(run_dir: str | Path) -> tuple[Path, dict, recipes.Recipe, dict]:
+    """Read a run folder's config.json: (folder, its metadata, the recipe, the run's config)."""
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if not path.exists():
         raise DeepzooError(f"{run_dir} is not a deepzoo run folder (no config.json)")
     try:
-        return run_dir, json.loads(path.read_text())
+        meta = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise DeepzooError(f"{path} is not valid JSON: {e}") from None
+    recipe = recipes.get(meta["recipe"])
+    return run_dir, meta, recipe, {**meta["config"], "recipe": recipe.name, "preset": meta.get("preset")}
 
 
 def _summary(recipe: recipes.Recipe, trainer: Trainer, results: dict, run_dir: Path, cfg: dict) -> dict:
@@ -97,8 +100,7 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=()) ->
         else:
             log(f"{run_dir} has no checkpoint yet; starting from the beginning")
     results = trainer.fit()
-    summary = _summary(recipe, trainer, results, run_dir, cfg)
-    return summary
+    return _summary(recipe, trainer, results, run_dir, cfg)
 
 
 def train(recipe_name: str, preset: str | None = None, config_file=None, sets=(), epochs=None, seed=None,
@@ -116,17 +118,13 @@ def train(recipe_name: str, preset: str | None = None, config_file=None, sets=()
 
 
 def resume(run_dir, data_dir=None, progress: bool = True, log=print) -> dict:
-    run_dir, meta = read_run(run_dir)
-    recipe = recipes.get(meta["recipe"])
-    cfg = {**meta["config"], "recipe": recipe.name, "preset": meta.get("preset")}
+    run_dir, meta, recipe, cfg = read_run(run_dir)
     return _fit(recipe, cfg, run_dir, data_dir or meta.get("data_dir"), progress, log, resume=True)
 
 
 def load_model(run_dir, data_dir=None, which: str = "best"):
     """Rebuild a run's model and load its best (or last) weights; return (recipe, cfg, task)."""
-    run_dir, meta = read_run(run_dir)
-    recipe = recipes.get(meta["recipe"])
-    cfg = {**meta["config"], "recipe": recipe.name, "preset": meta.get("preset")}
+    run_dir, meta, recipe, cfg = read_run(run_dir)
     task = _build(recipe, cfg, data_dir or meta.get("data_dir"))
     latest = checkpoint.read_latest(run_dir / "checkpoints")
     if latest is None:
@@ -151,8 +149,7 @@ def evaluate(run_dir, data_dir=None, progress: bool = False) -> dict:
 
 
 def predict(run_dir, inputs: list[str], data_dir=None) -> list[dict]:
-    run_dir, meta = read_run(run_dir)
-    recipe = recipes.get(meta["recipe"])
+    run_dir, _, recipe, _ = read_run(run_dir)
     if recipe.predict is None:
         raise DeepzooError(f"{recipe.name} has no predict; use deepzoo eval {run_dir}")
     _, cfg, task = load_model(run_dir, data_dir)
