@@ -102,7 +102,7 @@ def predict_digit(model: torch.nn.Module, cfg: dict, path: str) -> dict:
             "probabilities": {str(k): round(float(p), 4) for k, p in enumerate(probs)}}
 
 
-QUICK = {"data": QUICK_DATA, "train": {"epochs": 2}}
+QUICK = {"data": QUICK_DATA, "train": {"epochs": 3}}
 
 register(Recipe(
     name="mlp-mnist", family="DNN / MLP", dataset="mnist",

@@ -132,7 +132,7 @@ class Trainer:
         total_loss, seen = 0.0, 0
         bar = tqdm(self.task.train.epoch(self.generator), total=len(self.task.train), leave=False,
                    desc=f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']}", unit="batch",
-                   disable=not self.progress)
+                   disable=None if self.progress else True)  # None: only on a terminal
         for x, y in bar:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             lr = self._set_lr()
