@@ -2,7 +2,7 @@
 """Build the small MNIST sample shipped in the package (deepzoo/samples/mnist/).
 
 The sample is the first 5,000 training and the first 1,000 test images and labels of the official MNIST
-files, written in the same gzip-compressed IDX format under the same four file names. The output is
+files, written in the same gzip-compressed IDX format under the four file names prefixed with ``sample-``. The output is
 deterministic (gzip header without file name and with mtime 0), so running this again gives the same bytes.
 
     python scripts/make_samples.py [MNIST_DIR]
@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from deepzoo.data import registry  # noqa: E402
-from deepzoo.data.mnist import FILES, read_idx, write_idx  # noqa: E402
+from deepzoo.data.mnist import FILES, SAMPLE_FILES, read_idx, write_idx  # noqa: E402
 from deepzoo.errors import DeepzooError  # noqa: E402
 
 N_TRAIN = 5000
@@ -45,11 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for split, n in (("train", N_TRAIN), ("test", N_TEST)):
-            for name in FILES[split]:
+            for name, sample_name in zip(FILES[split], SAMPLE_FILES[split]):
                 arr = read_idx(src / name)
-                write_idx(out / name, arr[:n])
-                data = (out / name).read_bytes()
-                print(f"{out / name}: {arr[:n].shape}, {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
+                write_idx(out / sample_name, arr[:n])
+                data = (out / sample_name).read_bytes()
+                print(f"{out / sample_name}: {arr[:n].shape}, {len(data)} bytes, "
+                      f"sha256 {hashlib.sha256(data).hexdigest()}")
     except DeepzooError as e:
         print(f"make_samples: error: {e}", file=sys.stderr)
         return 2

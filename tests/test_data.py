@@ -133,7 +133,7 @@ def test_samples_dir_is_inside_the_package():
     import deepzoo
 
     assert registry.samples_dir() == Path(deepzoo.__file__).resolve().parent / "samples"
-    assert (registry.samples_dir() / "mnist" / "train-images-idx3-ubyte.gz").is_file()
+    assert (registry.samples_dir() / "mnist" / "sample-train-images-idx3-ubyte.gz").is_file()
 
 
 # ---------------------------------------------------------------------------------------------- real data
@@ -203,6 +203,7 @@ def test_make_samples_is_deterministic(shared_data, tmp_path):
         sys.argv = argv
     assert e.value.code == 0
     for name in MNIST_FILES:
+        name = "sample-" + name
         assert (tmp_path / name).read_bytes() == (registry.samples_dir() / "mnist" / name).read_bytes()
 
 
@@ -279,7 +280,7 @@ def test_idx_roundtrip_raw_and_gzip(tmp_path):
 
 
 def test_read_idx_truncated_gzip(tmp_path):
-    src = (registry.samples_dir() / "mnist" / "t10k-images-idx3-ubyte.gz").read_bytes()
+    src = (registry.samples_dir() / "mnist" / "sample-t10k-images-idx3-ubyte.gz").read_bytes()
     bad = tmp_path / "t10k-images-idx3-ubyte.gz"
     bad.write_bytes(src[: len(src) // 2])
     with pytest.raises(DeepzooError) as e:
@@ -307,8 +308,8 @@ def test_read_idx_bad_gzip_bad_magic_and_wrong_length(tmp_path):
 def test_sample_with_mismatched_counts_is_an_error(tmp_path, monkeypatch):
     fake = tmp_path / "pkg"
     shutil.copytree(registry.samples_dir() / "mnist", fake / "mnist")
-    labels = read_idx(fake / "mnist" / "t10k-labels-idx1-ubyte.gz")
-    write_idx(fake / "mnist" / "t10k-labels-idx1-ubyte.gz", labels[:999])
+    labels = read_idx(fake / "mnist" / "sample-t10k-labels-idx1-ubyte.gz")
+    write_idx(fake / "mnist" / "sample-t10k-labels-idx1-ubyte.gz", labels[:999])
     monkeypatch.setattr(registry, "samples_dir", lambda: fake)
     with pytest.raises(DeepzooError, match="1000 images but .* 999 labels"):
         load_mnist(sample=True)

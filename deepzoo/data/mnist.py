@@ -17,13 +17,15 @@ import numpy as np
 from deepzoo.data import registry
 from deepzoo.errors import DeepzooError
 
-__all__ = ["FILES", "read_idx", "write_idx", "load_mnist"]
+__all__ = ["FILES", "SAMPLE_FILES", "read_idx", "write_idx", "load_mnist"]
 
 #: split -> (images file, labels file), the official names
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+#: the packaged sample: same format, names marked so it is never mistaken for the full files
+SAMPLE_FILES = {split: tuple("sample-" + name for name in names) for split, names in FILES.items()}
 
 # IDX type code -> numpy dtype (big-endian as stored)
 _TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -97,8 +99,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _load_split(folder: Path, split: str, fix: str) -> tuple[np.ndarray, np.ndarray]:
-    img_name, lbl_name = FILES[split]
+def _load_split(folder: Path, split: str, fix: str, files: dict = FILES) -> tuple[np.ndarray, np.ndarray]:
+    img_name, lbl_name = files[split]
     images = read_idx(folder / img_name, fix=fix)
     labels = read_idx(folder / lbl_name, fix=fix)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
@@ -127,11 +129,11 @@ def load_mnist(data_dir: str | os.PathLike | None = None, sample: bool = False) 
     if sample:
         folder = registry.samples_dir() / "mnist"
         fix = "the packaged sample is damaged: reinstall deepzoo (or rebuild it with scripts/make_samples.py)"
-        for split in FILES.values():
+        files = SAMPLE_FILES
+        for split in files.values():
             for name in split:
                 if not (folder / name).is_file():
                     raise DeepzooError(f"packaged MNIST sample file {folder / name} is missing; {fix}")
     else:
-        folder = registry.locate("mnist", data_dir)
-        fix = _FIX
-    return {split: _load_split(folder, split, fix) for split in FILES}
+        folder, fix, files = registry.locate("mnist", data_dir), _FIX, FILES
+    return {split: _load_split(folder, split, fix, files) for split in FILES}
