@@ -7,11 +7,20 @@ an explicit ``torch.Generator`` that the checkpoint saves, so a resumed run sees
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class Batches(Protocol):
+    """What the engine iterates: ``epoch(generator)`` yields ``(input, target)`` pairs, where the
+    input is a tensor or a tuple of tensors passed to the model as positional arguments."""
+
+    def epoch(self, generator: torch.Generator | None = None) -> Iterator[tuple[Any, torch.Tensor]]: ...
+
+    def __len__(self) -> int: ...
 
 
 class TensorBatches:

@@ -23,6 +23,9 @@ from deepzoo.errors import DeepzooError
 from deepzoo.nn import layers as _layers
 from deepzoo.nn import losses as _losses
 from deepzoo.nn import optim as _optim
+from deepzoo.nn import rnn as _rnn
+
+import functools
 
 IMPLS = ("torch", "scratch")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -58,3 +61,15 @@ def optimizer_class(name: str, impl: str = "torch") -> type:
         raise DeepzooError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
     source = torch.optim if impl == "torch" else _optim
     return {"sgd": source.SGD, "adam": source.Adam, "adamw": source.AdamW}[name]
+
+
+def recurrent(mode: str, impl: str = "torch"):
+    """The recurrent network class for mode in {"rnn", "gru", "lstm"}, called as
+    ``cls(input_size, hidden_size, num_layers=..., bidirectional=..., batch_first=..., dropout=...)``
+    (always pass batch_first: torch defaults to False, deepzoo.nn.rnn to True)."""
+    _check_impl(impl)
+    if mode not in _rnn.MODES:
+        raise DeepzooError(f"unknown recurrent cell {mode!r}; choose one of: {', '.join(_rnn.MODES)}")
+    if impl == "torch":
+        return {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[mode]
+    return functools.partial(_rnn.RNN, mode)

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from deepzoo.data.batches import TensorBatches
+from deepzoo.data.batches import Batches
 from deepzoo.errors import DeepzooError, TrainingDiverged
 from deepzoo.nn import optimizer_class
 from deepzoo.train import checkpoint
@@ -57,13 +57,24 @@ class Task:
     figure compared with the published reference (for example ``"test_acc"``).
     """
     model: torch.nn.Module
-    train: TensorBatches
-    val: TensorBatches | None
-    test: TensorBatches | None
+    train: Batches
+    val: Batches | None
+    test: Batches | None
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     metrics: list[type[Metric]] = field(default_factory=list)
     monitor: str = "val_loss"
     headline: str = "test_loss"
+
+
+def to_device(x, device: torch.device):
+    """A batch's input is a tensor or a tuple of tensors (for text: token ids and lengths)."""
+    if isinstance(x, tuple):
+        return tuple(t.to(device, non_blocking=True) for t in x)
+    return x.to(device, non_blocking=True)
+
+
+def forward(model: torch.nn.Module, x):
+    return model(*x) if isinstance(x, tuple) else model(x)
 
 
 def select_device(name: str) -> torch.device:
@@ -134,9 +145,9 @@ class Trainer:
                    desc=f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']}", unit="batch",
                    disable=None if self.progress else True)  # None: only on a terminal
         for x, y in bar:
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             lr = self._set_lr()
-            loss = self.task.loss(self.model(x), y)
+            loss = self.task.loss(forward(self.model, x), y)
             if not torch.isfinite(loss):
                 self._diverged(float(loss.detach()), lr)
             self.optimizer.zero_grad(set_to_none=True)
@@ -162,13 +173,13 @@ class Trainer:
 
     # --- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, batches: TensorBatches, prefix: str) -> dict:
+    def evaluate(self, batches: Batches, prefix: str) -> dict:
         self.model.eval()
         metrics = [m() for m in self.task.metrics]
         total_loss, seen = 0.0, 0
         for x, y in batches.epoch():
-            x, y = x.to(self.device), y.to(self.device)
-            out = self.model(x)
+            x, y = to_device(x, self.device), y.to(self.device)
+            out = forward(self.model, x)
             total_loss += float(self.task.loss(out, y)) * len(y)
             seen += len(y)
             for m in metrics:
