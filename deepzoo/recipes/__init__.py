@@ -38,7 +38,7 @@ class Recipe:
     defaults: dict                      # data/model sections, and overrides of engine defaults
     build: Callable[[dict, Any], Any]   # (config, data_dir) -> Task
     presets: dict = field(default_factory=dict)
-    predict: Callable | None = None     # (model, config, input string) -> printable result
+    predict: Callable | None = None     # (task, config, input string) -> dict to print
     predict_help: str = ""
 
     def full_defaults(self) -> dict:
@@ -68,7 +68,7 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def _load_all() -> None:
-    from deepzoo.recipes import mnist, tabular  # noqa: F401  (each module registers its recipes)
+    from deepzoo.recipes import mnist, tabular, text  # noqa: F401  (each module registers its recipes)
 
 
 def get(name: str) -> Recipe:

@@ -95,7 +95,8 @@ def load_digit(path: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_digit(model: torch.nn.Module, cfg: dict, path: str) -> dict:
+def predict_digit(task: Task, cfg: dict, path: str) -> dict:
+    model = task.model
     model.eval()
     probs = torch.softmax(model(load_digit(path)), dim=-1)[0]
     return {"input": path, "class": int(probs.argmax()),

@@ -156,10 +156,10 @@ def ols_test_r2(cfg: dict) -> float:
 
 
 @torch.no_grad()
-def predict_rows(model: torch.nn.Module, cfg: dict, path: str) -> dict:
+def predict_rows(task: Task, cfg: dict, path: str) -> dict:
     """Predict for every row of a CSV holding the training file's feature columns, in the same order
     (a target column under the training name, if present, is ignored)."""
-    target = cfg["data"]["target"] or DEFAULT_TARGET[cfg["recipe"]]
+    model, target = task.model, cfg["data"]["target"] or DEFAULT_TARGET[cfg["recipe"]]
     _, x, _ = read_numeric_csv(Path(path), target, require_target=False)
     if x.shape[1] != model.mu_x.numel():
         raise DeepzooError(f"{path}: {x.shape[1]} feature columns, but the model was trained on "

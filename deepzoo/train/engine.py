@@ -55,6 +55,7 @@ class Task:
     ``metrics`` are factories (classes) so each evaluation starts fresh. ``monitor`` names the
     validation figure that chooses the best epoch (for example ``"val_acc"``); ``headline`` the test
     figure compared with the published reference (for example ``"test_acc"``).
+    ``train``, ``val`` and ``test`` are any :class:`~deepzoo.data.batches.Batches`.
     """
     model: torch.nn.Module
     train: Batches
@@ -64,6 +65,7 @@ class Task:
     metrics: list[type[Metric]] = field(default_factory=list)
     monitor: str = "val_loss"
     headline: str = "test_loss"
+    context: dict = field(default_factory=dict)  # what prediction needs besides the model (a vocabulary, ...)
 
 
 def to_device(x, device: torch.device):

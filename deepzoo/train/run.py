@@ -153,4 +153,4 @@ def predict(run_dir, inputs: list[str], data_dir=None) -> list[dict]:
     if recipe.predict is None:
         raise DeepzooError(f"{recipe.name} has no predict; use deepzoo eval {run_dir}")
     _, cfg, task = load_model(run_dir, data_dir)
-    return [recipe.predict(task.model, cfg, item) for item in inputs]
+    return [recipe.predict(task, cfg, item) for item in inputs]

@@ -1,0 +1,60 @@
+"""Recurrent networks for text: a sentence classifier on top of an RNN, GRU or LSTM.
+
+A sentence is a sequence of token ids w_1 .. w_T. An embedding table turns each id into a vector
+x_t = E[w_t] (the table is a weight matrix, trained like any other). A recurrent network then reads the
+vectors in order, carrying a hidden state that summarises what it has read so far:
+
+    h_t = f(x_t, h_{t-1})        f = tanh RNN, GRU or LSTM cell (deepzoo/nn/rnn.py writes them out)
+
+A bidirectional network runs a second recurrence from the end to the start, so the representation of
+each position sees both its left and its right context; their states are concatenated. The sentence
+vector is then either the final states (``pool="last"``: h_T of the forward pass and h_1 of the backward
+one) or the element-wise maximum of the outputs over time (``pool="max"``), and a linear layer maps it to
+class scores, trained with cross-entropy.
+
+Sentences in a batch have different lengths. They are padded to the longest, and *packed*
+(``pack_padded_sequence``) so that the recurrence stops at each sentence's own last token: the final
+state is that of the last real word, not of the padding after it, and the backward pass starts there.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from deepzoo.errors import DeepzooError
+from deepzoo.nn import recurrent
+
+POOLS = ("last", "max", "mean")
+
+
+class RNNClassifier(nn.Module):
+    def __init__(self, vocab_size: int, num_classes: int, cell: str = "lstm", embed_dim: int = 128,
+                 hidden: int = 128, layers: int = 1, bidirectional: bool = False, dropout: float = 0.5,
+                 pool: str = "last", pad_id: int = 0, impl: str = "torch") -> None:
+        super().__init__()
+        if pool not in POOLS:
+            raise DeepzooError(f"model.pool: unknown pooling '{pool}' (choose from {', '.join(POOLS)})")
+        self.pool, self.bidirectional, self.cell = pool, bidirectional, cell
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.rnn = recurrent(cell, impl)(embed_dim, hidden, num_layers=layers, bidirectional=bidirectional,
+                                         batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(self.embed(tokens))                                   # B, T, E
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, h = self.rnn(packed)
+        if self.pool == "last":
+            h = h[0] if isinstance(h, tuple) else h                           # LSTM: (h_n, c_n)
+            feat = torch.cat([h[-2], h[-1]], dim=1) if self.bidirectional else h[-1]
+        else:
+            out, _ = pad_packed_sequence(out, batch_first=True)                # B, T, D (zeros past length)
+            mask = (torch.arange(out.shape[1], device=out.device)[None, :] < lengths.to(out.device)[:, None])
+            if self.pool == "max":
+                feat = out.masked_fill(~mask[:, :, None], float("-inf")).max(dim=1).values
+            else:
+                feat = out.sum(dim=1) / lengths.to(out.device)[:, None]
+        return self.fc(self.dropout(feat))

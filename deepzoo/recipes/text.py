@@ -1,0 +1,185 @@
+"""Text classification recipes: the NLP pipeline of the notes, on English and Chinese sentiment.
+
+    prepare data   read the file, split train / validation / test
+    tokenise       English: lower-case words; Chinese: jieba word segmentation (or characters)
+    vocabulary     tokens seen at least data.min_freq times in *training* text, plus <pad> and <unk>
+    ids            each text -> a list of token ids, padded per batch (length-bucketed batches)
+    model          RNN / GRU / LSTM / BiLSTM (deepzoo/models/rnn.py) or TextCNN (deepzoo/models/textcnn.py)
+    train          cross-entropy, Adam, gradient clipping (the engine)
+    validate       accuracy on the validation split picks the best epoch
+    test           accuracy of the best epoch on the test split, once
+
+Datasets (``data.dataset``):
+
+- ``sst2``: GLUE SST-2. Train is 67,349 phrases and sentences; 2,000 of them, drawn with a fixed seed,
+  are held out for validation; the GLUE dev set (872 sentences, the figure papers report) is the test.
+- ``chnsenticorp`` / ``waimai``: the fixed 80/10/10 split of deepzoo.data.text (seed 0).
+- ``csv``: the user's own file, ``data.path``, with ``data.text_column`` and ``data.label_column``
+  (CSV or TSV, any labels, any language: set ``data.tokenizer``), split 80/10/10 with ``data.split_seed``.
+
+``data.sample = true`` uses the small samples shipped in the package (quick presets and the tour).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from deepzoo.data.batches import split
+from deepzoo.data.registry import samples_dir
+from deepzoo.data.text import (LabelMap, TextBatches, Vocab, encode_texts, get_tokenizer, load_chnsenticorp,
+                               load_sst2, load_waimai, read_labelled)
+from deepzoo.errors import DeepzooError
+from deepzoo.models.rnn import RNNClassifier
+from deepzoo.models.textcnn import TextCNN
+from deepzoo.nn import loss_functions
+from deepzoo.recipes import Recipe, Reference, register
+from deepzoo.train.engine import Task
+from deepzoo.train.metrics import Accuracy
+
+SST2_VAL = 2000
+SAMPLES = samples_dir() / "text" / "chnsenticorp"
+
+
+def _pick(texts, labels, idx):
+    idx = sorted(idx.tolist())
+    return [texts[i] for i in idx], [labels[i] for i in idx]
+
+
+def _split_801010(texts, labels, seed):
+    dev, test, train = split(len(texts), (0.1, 0.1), seed=seed)
+    return {"train": _pick(texts, labels, train), "val": _pick(texts, labels, dev),
+            "test": _pick(texts, labels, test)}
+
+
+def read_splits(cfg: dict, data_dir) -> tuple[dict, LabelMap]:
+    """{"train"|"val"|"test": (texts, label ids)} and the label names, for ``data.dataset``."""
+    d = cfg["data"]
+    name = d["dataset"]
+    if name == "sst2":
+        if d["sample"]:
+            folder = samples_dir() / "text" / "sst2"
+            labels = LabelMap(["0", "1"])
+            parts = {}
+            for part in ("train", "dev"):
+                t, l, _ = read_labelled(folder / f"{part}.tsv", "sentence", "label")
+                parts[part] = (t, labels.encode(l))
+        else:
+            ds = load_sst2(data_dir)
+            labels, parts = ds.label_map, ds.splits
+        texts, ids = parts["train"]
+        n_val = min(SST2_VAL, len(texts) // 10) if d["sample"] else SST2_VAL
+        val, train = split(len(texts), (n_val,), seed=d["split_seed"])
+        return {"train": _pick(texts, ids, train), "val": _pick(texts, ids, val), "test": parts["dev"]}, labels
+    if name in ("chnsenticorp", "waimai"):
+        if d["sample"]:
+            path = SAMPLES / ("ChnSentiCorp_htl_sample.csv" if name == "chnsenticorp" else "waimai_sample.csv")
+            texts, raw, _ = read_labelled(path, "review", "label", skip_bad=True)
+            labels = LabelMap(["0", "1"])
+            return _split_801010(texts, labels.encode(raw), d["split_seed"]), labels
+        ds = (load_chnsenticorp if name == "chnsenticorp" else load_waimai)(data_dir, seed=d["split_seed"])
+        return {"train": ds["train"], "val": ds["dev"], "test": ds["test"]}, ds.label_map
+    if name == "csv":
+        if not d["path"]:
+            raise DeepzooError("data.path: give your CSV or TSV file, e.g. --set data.path=reviews.csv "
+                               "--set data.text_column=review --set data.label_column=label")
+        texts, raw, skipped = read_labelled(Path(d["path"]), d["text_column"], d["label_column"],
+                                            skip_bad=d["skip_bad_rows"])
+        if skipped:
+            print(f"skipped {skipped} bad rows of {d['path']} (data.skip_bad_rows = true)")
+        labels = LabelMap.fit(raw)
+        if len(labels) < 2:
+            raise DeepzooError(f"{d['path']}: column '{d['label_column']}' has only one label; need at least two")
+        if len(texts) < 10:
+            raise DeepzooError(f"{d['path']}: only {len(texts)} rows; need at least 10")
+        return _split_801010(texts, labels.encode(raw), d["split_seed"]), labels
+    raise DeepzooError(f"data.dataset: unknown dataset '{name}' (sst2, chnsenticorp, waimai, csv)")
+
+
+def build(cfg: dict, data_dir) -> Task:
+    d, m = cfg["data"], cfg["model"]
+    parts, labels = read_splits(cfg, data_dir)
+    tokenizer = get_tokenizer(d["tokenizer"])
+    train_tokens = [tokenizer(t) for t in parts["train"][0]]
+    vocab = Vocab.build(train_tokens, min_freq=d["min_freq"])
+    max_len = d["max_len"] or None
+    encoded = {k: encode_texts(texts, tokenizer, vocab, max_len) for k, (texts, _) in parts.items()}
+    if m["arch"] == "textcnn":
+        model = TextCNN(len(vocab), len(labels), embed_dim=m["embed_dim"], widths=m["widths"],
+                        filters=m["filters"], dropout=m["dropout"], pad_id=vocab.pad_index)
+    else:
+        model = RNNClassifier(len(vocab), len(labels), cell=m["arch"], embed_dim=m["embed_dim"],
+                              hidden=m["hidden"], layers=m["layers"], bidirectional=m["bidirectional"],
+                              dropout=m["dropout"], pool=m["pool"], pad_id=vocab.pad_index, impl=m["impl"])
+    bs = d["batch_size"]
+    batches = {k: TextBatches(encoded[k], parts[k][1], bs if k == "train" else 256, shuffle=(k == "train"),
+                              pad_id=vocab.pad_index, pairs=True) for k in parts}
+    return Task(model=model, train=batches["train"], val=batches["val"], test=batches["test"],
+                loss=loss_functions(m["impl"]).cross_entropy, metrics=[Accuracy],
+                monitor="val_acc", headline="test_acc",
+                context={"vocab": vocab, "labels": labels, "tokenizer": tokenizer, "max_len": max_len})
+
+
+@torch.no_grad()
+def predict_sentence(task: Task, cfg: dict, text: str) -> dict:
+    ctx = task.context
+    ids = encode_texts([text], ctx["tokenizer"], ctx["vocab"], ctx["max_len"])[0]
+    task.model.eval()
+    probs = torch.softmax(task.model(torch.tensor([ids]), torch.tensor([len(ids)])), dim=-1)[0]
+    names = ctx["labels"].names
+    return {"input": text, "tokens": ctx["vocab"].decode(ids), "class": names[int(probs.argmax())],
+            "probabilities": {names[i]: round(float(p), 4) for i, p in enumerate(probs)}}
+
+
+DATA = {"dataset": "sst2", "sample": False, "path": "", "text_column": "text", "label_column": "label",
+        "skip_bad_rows": False, "tokenizer": "en", "min_freq": 1, "max_len": 0, "batch_size": 64,
+        "split_seed": 0}
+MODEL = {"arch": "lstm", "embed_dim": 128, "hidden": 128, "layers": 1, "bidirectional": False,
+         "dropout": 0.5, "pool": "last", "widths": [3, 4, 5], "filters": 100, "impl": "torch"}
+OPTIM = {"name": "adam", "lr": 2e-3, "schedule": "cosine", "weight_decay": 0.0}
+TRAIN = {"epochs": 6, "clip_grad_norm": 5.0}
+SST2_REF = Reference("test_acc", 0.868, "Kim 2014 CNN-static on SST-2 (binary)",
+                     "https://aclanthology.org/D14-1181/")
+CHN_REF = Reference("test_acc", 0.909, "Senta LSTM on ChnSentiCorp (PaddlePaddle)",
+                    "https://github.com/PaddlePaddle/Senta")
+QUICK_EN = {"data": {"sample": True}, "train": {"epochs": 3}}
+QUICK_ZH = {"data": {"sample": True, "max_len": 100}, "train": {"epochs": 5}}
+
+
+def _recipe(name, family, dataset, description, reference, model=None, data=None, optim=None, train=None,
+            quick=QUICK_EN):
+    register(Recipe(
+        name=name, family=family, dataset=dataset, description=description, reference=reference,
+        defaults={"data": {**DATA, **(data or {})}, "model": {**MODEL, **(model or {})},
+                  "optim": {**OPTIM, **(optim or {})}, "train": {**TRAIN, **(train or {})}},
+        presets={"quick": quick}, build=build, predict=predict_sentence,
+        predict_help="a sentence, in quotes"))
+
+
+for cell, title in (("rnn", "tanh RNN"), ("gru", "GRU"), ("lstm", "LSTM")):
+    _recipe(f"{cell}-sst2", "RNN family", "sst2", f"embedding -> {title} -> last state -> linear",
+            SST2_REF, model={"arch": cell})
+_recipe("bilstm-sst2", "RNN family", "sst2", "embedding -> 2-layer BiLSTM -> max-pool over time -> linear",
+        SST2_REF, model={"bidirectional": True, "layers": 2, "pool": "max"})
+_recipe("textcnn-sst2", "CNN for text", "sst2", "Kim CNN: widths 3/4/5 x 100 filters, max-over-time, dropout",
+        SST2_REF, model={"arch": "textcnn", "embed_dim": 300})
+_recipe("bilstm-chnsenticorp", "RNN family", "chnsenticorp", "jieba words -> BiLSTM -> max-pool -> linear",
+        CHN_REF, model={"bidirectional": True, "pool": "max"},
+        data={"dataset": "chnsenticorp", "tokenizer": "zh", "max_len": 300, "batch_size": 32},
+        train={"epochs": 8}, quick=QUICK_ZH)
+_recipe("textcnn-chnsenticorp", "CNN for text", "chnsenticorp", "jieba words -> Kim CNN", CHN_REF,
+        model={"arch": "textcnn", "embed_dim": 300},
+        data={"dataset": "chnsenticorp", "tokenizer": "zh", "max_len": 300, "batch_size": 32},
+        train={"epochs": 8}, quick=QUICK_ZH)
+_recipe("bilstm-waimai", "RNN family", "waimai", "jieba words -> BiLSTM -> max-pool -> linear",
+        Reference("test_acc", 0.909, "Senta LSTM on ChnSentiCorp (no published waimai figure; same bar)"),
+        model={"bidirectional": True, "pool": "max"},
+        data={"dataset": "waimai", "tokenizer": "zh", "max_len": 200, "batch_size": 32},
+        train={"epochs": 6}, quick=QUICK_ZH)
+_recipe("lstm-text", "RNN family", "your CSV/TSV", "BiLSTM classifier for your own labelled texts",
+        Reference("test_acc", 0.909, "the Chinese sentiment bar (Senta LSTM); your data has its own"),
+        model={"bidirectional": True, "pool": "max"}, data={"dataset": "csv"},
+        # quick: the user-file path itself, pointed at the packaged Chinese sample
+        quick={"data": {"path": str(SAMPLES / "waimai_sample.csv"), "text_column": "review",
+                        "label_column": "label", "tokenizer": "zh", "max_len": 100}, "train": {"epochs": 5}})

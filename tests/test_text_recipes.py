@@ -1,0 +1,84 @@
+"""Text classification recipes: quick presets train on the shipped samples (English and Chinese),
+predict classifies a sentence, the user-CSV path works on a file the test writes, and a malformed CSV
+is one error line with its line number."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import run_deepzoo
+from deepzoo import recipes
+from deepzoo.models.rnn import RNNClassifier
+from deepzoo.models.textcnn import TextCNN
+from deepzoo.train.run import predict, train
+
+TEXT_RECIPES = ["rnn-sst2", "gru-sst2", "lstm-sst2", "bilstm-sst2", "textcnn-sst2", "bilstm-chnsenticorp",
+                "textcnn-chnsenticorp", "bilstm-waimai", "lstm-text"]
+
+
+def test_all_text_recipes_are_listed():
+    names = {r.name for r in recipes.all_recipes()}
+    assert set(TEXT_RECIPES) <= names
+
+
+def test_rnn_classifier_uses_each_sentence_own_last_state():
+    """Padding must not change a sentence's prediction: packing stops the recurrence at its length."""
+    torch.manual_seed(0)
+    for cell, bi in (("gru", False), ("lstm", True)):
+        model = RNNClassifier(50, 3, cell=cell, embed_dim=8, hidden=6, bidirectional=bi, dropout=0.0).eval()
+        short = torch.tensor([[5, 7, 9]])
+        padded = torch.tensor([[5, 7, 9, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+        alone = model(short, torch.tensor([3]))
+        batched = model(padded, torch.tensor([3, 6]))[:1]
+        torch.testing.assert_close(alone, batched)
+
+
+def test_scratch_cells_give_the_same_classifier_output():
+    torch.manual_seed(0)
+    a = RNNClassifier(40, 2, cell="lstm", embed_dim=8, hidden=6, layers=2, bidirectional=True, dropout=0.0,
+                      pool="max", impl="torch").eval()
+    b = RNNClassifier(40, 2, cell="lstm", embed_dim=8, hidden=6, layers=2, bidirectional=True, dropout=0.0,
+                      pool="max", impl="scratch").eval()
+    b.load_state_dict(a.state_dict())
+    x, lengths = torch.randint(1, 40, (4, 9)), torch.tensor([9, 4, 7, 1])
+    torch.testing.assert_close(a(x, lengths), b(x, lengths), atol=1e-6, rtol=1e-5)
+
+
+def test_textcnn_handles_sentences_shorter_than_its_widest_filter():
+    model = TextCNN(30, 2, embed_dim=8, filters=4).eval()
+    assert model(torch.tensor([[3, 4]]), torch.tensor([2])).shape == (1, 2)
+
+
+@pytest.mark.parametrize("name", ["textcnn-sst2", "bilstm-chnsenticorp"])
+def test_quick_preset_learns_and_predicts(name, tmp_path):
+    s = train(name, preset="quick", out=tmp_path / name, progress=False, log=lambda m: None)
+    rows = [json.loads(l) for l in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["train_loss"] < 0.8 * rows[0]["train_loss"], "the training loss must fall"
+    if name == "textcnn-sst2":  # 300 test sentences, balanced: a robust margin over chance
+        assert s["value"] > 0.6
+    sentence = "一部 很好 的 电影" if "chn" in name else "a wonderful , moving film"
+    [result] = predict(tmp_path / name, [sentence])
+    assert result["class"] in ("0", "1") and abs(sum(result["probabilities"].values()) - 1) < 1e-3
+    assert result["tokens"], "the tokens the model saw are reported"
+
+
+def test_user_csv_end_to_end_and_malformed_csv(tmp_path):
+    good = tmp_path / "reviews.csv"
+    rows = [("great food , fast delivery", "pos"), ("cold and late , never again", "neg")] * 40
+    good.write_text("review,label\n" + "".join(f'"{t}",{l}\n' for t, l in rows), encoding="utf-8")
+    out = tmp_path / "run"
+    run_deepzoo("train", "lstm-text", "--set", f"data.path={good}", "--set", "data.text_column=review",
+                "--set", "data.label_column=label", "--set", "data.tokenizer=en", "--epochs", "4",
+                "--out", str(out), "--quiet", check=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["value"] == 1.0, "two distinct sentences repeated must be learnt exactly"
+    pred = run_deepzoo("predict", str(out), "cold and late", "--json", check=True).stdout
+    assert json.loads(pred.splitlines()[-1])["class"] == "neg"
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("review,label\ngood,pos\n,neg\nfine,pos\n", encoding="utf-8")
+    proc = run_deepzoo("train", "lstm-text", "--set", f"data.path={bad}", "--set", "data.text_column=review",
+                       "--out", str(tmp_path / "r2"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "bad.csv, line 3" in proc.stderr
