@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from deepzoo.data import registry
-from deepzoo.data.mnist import FILES, load_mnist, read_idx, write_idx
+from deepzoo.data.mnist import load_mnist, read_idx, write_idx
 from deepzoo.data.registry import REGISTRY, ArchiveSpec, Dataset, FileSpec
 from deepzoo.errors import DeepzooError
 

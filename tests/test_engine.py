@@ -2,13 +2,10 @@
 and resuming a run killed with SIGKILL to bit-identical weights."""
 
 import json
-import math
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +13,7 @@ from safetensors.torch import load_file
 
 from deepzoo.data.batches import TensorBatches, random_shift
 from deepzoo.errors import TrainingDiverged
+from deepzoo.files import atomic_write_json
 from deepzoo.train import checkpoint
 from deepzoo.train.engine import ENGINE_DEFAULTS, Task, Trainer
 from deepzoo.train.metrics import R2, RMSE, Accuracy
@@ -123,13 +121,13 @@ def test_in_process_resume_is_bit_identical(tmp_path):
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     path = tmp_path / "f.json"
-    checkpoint.atomic_write_json(path, {"a": 1})
+    atomic_write_json(path, {"a": 1})
 
     class Boom:
         pass
 
     with pytest.raises(TypeError):
-        checkpoint.atomic_write_json(path, {"a": Boom()})
+        atomic_write_json(path, {"a": Boom()})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
 

@@ -2,7 +2,6 @@
 reference is reproducible, and the shipped tabular recipes reach their references."""
 
 import pytest
-import torch
 
 from deepzoo import recipes
 from deepzoo.recipes.tabular import ols_test_r2

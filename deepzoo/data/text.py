@@ -35,7 +35,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ import torch
 from deepzoo.data import registry
 from deepzoo.data.batches import split as _random_split
 from deepzoo.errors import DeepzooError
+from deepzoo.files import atomic_write_json
 
 __all__ = [
     "PAD", "UNK", "EOS",
@@ -159,23 +159,6 @@ def get_tokenizer(name: str) -> Callable[[str], list[str]]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _write_json_atomic(path: str | os.PathLike, obj: dict) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``: a crash midway leaves
-    either the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, ensure_ascii=False, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _read_json(path: str | os.PathLike, what: str) -> dict:
     path = Path(path)
     try:
@@ -283,7 +266,7 @@ class Vocab:
         obj = {"format": self.FORMAT, "version": 1, "itos": self.itos}
         if labels is not None:
             obj["labels"] = labels.names
-        _write_json_atomic(path, obj)
+        atomic_write_json(path, obj, indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocab:
@@ -351,7 +334,7 @@ class LabelMap:
         return [self.names[i] for i in ids]
 
     def save(self, path: str | os.PathLike) -> None:
-        _write_json_atomic(path, {"format": self.FORMAT, "version": 1, "labels": self.names})
+        atomic_write_json(path, {"format": self.FORMAT, "version": 1, "labels": self.names}, indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LabelMap:

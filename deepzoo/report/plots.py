@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from deepzoo.files import atomic_write_bytes  # noqa: E402
 
 
 def plot_curves(rows: list[dict], path: Path, title: str) -> Path | None:
@@ -34,10 +35,8 @@ def plot_curves(rows: list[dict], path: Path, title: str) -> Path | None:
         axes[0, 1].legend()
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=90)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)

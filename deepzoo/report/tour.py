@@ -15,7 +15,7 @@ from pathlib import Path
 
 from deepzoo import recipes
 from deepzoo.errors import DeepzooError
-from deepzoo.train import checkpoint
+from deepzoo.files import atomic_write_bytes
 from deepzoo.train.metrics import format_metric
 from deepzoo.train.run import train
 
@@ -39,7 +39,7 @@ def tour(quick: bool = True, out=None, data_dir=None, only: list[str] | None = N
             log(f"   failed: {e}")
         results.append((recipe, run_dir, summary, error, time.perf_counter() - start))
     path = out / "report.html"
-    checkpoint.atomic_write_bytes(path, _html(results, quick).encode())
+    atomic_write_bytes(path, _html(results, quick).encode())
     failed = [r.name for r, _, _, e, _ in results if e]
     if failed:
         raise DeepzooError(f"tour: {len(failed)} recipe(s) failed ({', '.join(failed)}); "

@@ -21,7 +21,6 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -29,41 +28,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from deepzoo.errors import DeepzooError
+from deepzoo.files import fsync_dir, atomic_write_json
 
 LATEST = "latest.json"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 # --- random-number-generator states -------------------------------------------------------------
@@ -149,7 +116,7 @@ def save(ckpt_root: Path, epoch: int, model: torch.nn.Module, optimizer: torch.o
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(ckpt_root)
+    fsync_dir(ckpt_root)
     pointer = read_latest(ckpt_root) or {}
     pointer = {"last": name, "best": name if best else pointer.get("best", name)}
     atomic_write_json(ckpt_root / LATEST, pointer)

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from deepzoo.data.batches import Batches
 from deepzoo.errors import DeepzooError, TrainingDiverged
 from deepzoo.nn import optimizer_class
+from deepzoo.files import atomic_write_bytes
 from deepzoo.train import checkpoint
 from deepzoo.train.metrics import Metric
 from deepzoo.train.schedules import lr_factor
@@ -271,7 +272,7 @@ class Trainer:
                 continue  # a line cut short by the kill
             if row.get("epoch", 0) <= self.epoch:
                 keep.append(line)
-        checkpoint.atomic_write_bytes(self.metrics_path, "".join(l + "\n" for l in keep).encode())
+        atomic_write_bytes(self.metrics_path, "".join(l + "\n" for l in keep).encode())
 
     # --- the end of a run -------------------------------------------------------------------------
     def load_best(self) -> int:

@@ -21,6 +21,7 @@ from deepzoo import config as cfglib
 from deepzoo import recipes
 from deepzoo.errors import DeepzooError
 from deepzoo.report.plots import plot_curves
+from deepzoo.files import atomic_write_json
 from deepzoo.train import checkpoint
 from deepzoo.train.engine import Trainer, count_parameters, read_metrics
 
@@ -85,7 +86,7 @@ def _summary(recipe: recipes.Recipe, trainer: Trainer, results: dict, run_dir: P
         "parameters": count_parameters(trainer.model), "device": str(trainer.device),
         "versions": {"deepzoo": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
-    checkpoint.atomic_write_json(run_dir / "summary.json", summary)
+    atomic_write_json(run_dir / "summary.json", summary)
     plot_curves(read_metrics(run_dir), run_dir / "curves.png", f"{recipe.name}  ({run_dir.name})")
     return summary
 
@@ -111,7 +112,7 @@ def train(recipe_name: str, preset: str | None = None, config_file=None, sets=()
     run_dir = new_run_dir(out, recipe.name)
     meta = {"recipe": recipe.name, "preset": preset, "data_dir": str(data_dir) if data_dir else None,
             "config": cfg}
-    checkpoint.atomic_write_json(run_dir / "config.json", meta)
+    atomic_write_json(run_dir / "config.json", meta)
     log(f"run folder: {run_dir}")
     cfg = {**cfg, "recipe": recipe.name, "preset": preset}
     return _fit(recipe, cfg, run_dir, data_dir, progress, log, resume=False, callbacks=callbacks)

@@ -1,0 +1,50 @@
+"""Writing files so that a crash never leaves half of one.
+
+Write to a temporary file in the same folder, flush it to disk, then ``os.replace`` it onto the final
+name: on POSIX and Windows the rename is atomic, so a reader (or a resumed run) sees the old file or
+the new one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any, indent: int = 2) -> None:
+    """JSON, UTF-8, non-ASCII characters kept as they are (a Chinese vocabulary stays readable)."""
+    text = json.dumps(obj, indent=indent, sort_keys=isinstance(obj, dict), ensure_ascii=False)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
