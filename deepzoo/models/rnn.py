@@ -58,3 +58,49 @@ class RNNClassifier(nn.Module):
             else:
                 feat = out.sum(dim=1) / lengths.to(out.device)[:, None]
         return self.fc(self.dropout(feat))
+
+
+class RNNLanguageModel(nn.Module):
+    """A word-level language model: predict each next word from the words before it.
+
+        x_t = E[w_t]                         embedding
+        h_t = LSTM(x_t, h_{t-1})             2 layers, dropout between layers and before the output
+        p(w_{t+1} | w_1..w_t) = softmax(W h_t + b)
+
+    Trained with cross-entropy on the next word; perplexity = exp(mean cross-entropy) is the effective
+    number of words the model hesitates between. Text is a single stream cut into windows of ``bptt``
+    words (truncated backpropagation through time): the hidden state is carried from one window to the
+    next (so the model sees context beyond the window), but detached, so gradients stop at the window
+    edge. ``forward(x, first)`` starts from a zero state when ``first`` is true (a new pass over the
+    text). ``tie=True`` shares the embedding and output matrices (Press & Wolf 2017; needs
+    embed_dim == hidden).
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int = 200, hidden: int = 200, layers: int = 2,
+                 dropout: float = 0.0, tie: bool = False, cell: str = "lstm", init_range: float = 0.1,
+                 impl: str = "torch") -> None:
+        super().__init__()
+        if tie and embed_dim != hidden:
+            raise DeepzooError(f"model.tie needs model.embed_dim == model.hidden ({embed_dim} != {hidden})")
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.rnn = recurrent(cell, impl)(embed_dim, hidden, num_layers=layers, batch_first=True,
+                                         dropout=dropout if layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden, vocab_size)
+        for p in self.parameters():  # Zaremba et al.: every weight uniform in [-0.1, 0.1]
+            nn.init.uniform_(p, -init_range, init_range)
+        if tie:
+            self.fc.weight = self.embed.weight
+        self.state = None
+
+    def forward(self, x: torch.Tensor, first: torch.Tensor | bool = True) -> torch.Tensor:
+        state = self.state
+        if bool(first) or state is None or _batch_of(state) != x.shape[0]:
+            state = None
+        out, state = self.rnn(self.dropout(self.embed(x)), state)
+        self.state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        return self.fc(self.dropout(out))                                     # B, T, V
+
+
+def _batch_of(state) -> int:
+    return (state[0] if isinstance(state, tuple) else state).shape[1]

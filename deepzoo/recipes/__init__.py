@@ -68,7 +68,7 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def _load_all() -> None:
-    from deepzoo.recipes import mnist, tabular, text  # noqa: F401  (each module registers its recipes)
+    from deepzoo.recipes import lm, mnist, tabular, text  # noqa: F401  (each module registers its recipes)
 
 
 def get(name: str) -> Recipe:

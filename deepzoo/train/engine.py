@@ -43,7 +43,7 @@ ENGINE_DEFAULTS = {
     "seed": 0,
     "optim": {"name": "adam", "impl": "torch", "lr": 1e-3, "momentum": 0.9, "nesterov": False,
               "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0.0, "gamma": 0.1,
-              "step_size": 1, "min_lr_factor": 0.0},
+              "step_size": 1, "min_lr_factor": 0.0, "decay_start": 0},
     "train": {"epochs": 10, "clip_grad_norm": 0.0, "early_stopping": 0, "device": "auto",
               "keep_checkpoints": 1},
 }
@@ -105,7 +105,7 @@ def build_optimizer(model: torch.nn.Module, o: dict) -> torch.optim.Optimizer:
 
 
 def higher_is_better(name: str) -> bool:
-    return not name.endswith(("loss", "rmse", "mse", "mae", "perplexity", "error"))
+    return not name.endswith(("loss", "rmse", "mse", "mae", "ppl", "perplexity", "error"))
 
 
 class Trainer:
@@ -133,7 +133,8 @@ class Trainer:
         o, steps = self.cfg["optim"], len(self.task.train)
         total = steps * self.cfg["train"]["epochs"]
         factor = lr_factor(o["schedule"], self.step, total, steps, int(o["warmup_epochs"] * steps),
-                           gamma=o["gamma"], step_size=o["step_size"], min_factor=o["min_lr_factor"])
+                           gamma=o["gamma"], step_size=o["step_size"], min_factor=o["min_lr_factor"],
+                           decay_start=o["decay_start"])
         lr = o["lr"] * factor
         for group in self.optimizer.param_groups:
             group["lr"] = lr

@@ -5,6 +5,8 @@ Each metric keeps running sums so the figure over the whole split is exact, what
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -86,3 +88,20 @@ class R2(Metric):
     def compute(self) -> float:
         sst = self.s2 - self.s * self.s / max(self.n, 1)
         return 1.0 - self.sse / sst if sst > 0 else float("nan")
+
+
+class Perplexity(Metric):
+    """exp of the mean cross-entropy per predicted token: output [B, T, V], target [B, T]."""
+    name = "ppl"
+    higher_is_better = False
+
+    def reset(self) -> None:
+        self.nll, self.count = 0.0, 0
+
+    def update(self, output, target) -> None:
+        self.nll += float(torch.nn.functional.cross_entropy(output.reshape(-1, output.shape[-1]).float(),
+                                                            target.reshape(-1), reduction="sum"))
+        self.count += target.numel()
+
+    def compute(self) -> float:
+        return math.exp(self.nll / max(self.count, 1))

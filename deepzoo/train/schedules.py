@@ -6,8 +6,8 @@ single formula and its whole state is the global step, which the checkpoint alre
 
 =============  ==============================================
 constant       1
-step           gamma ** floor(epoch / step_size)
-exponential    gamma ** epoch            (StepLR with step_size 1)
+step           gamma ** floor(e / step_size)     e = max(0, epoch - decay_start)
+exponential    gamma ** e                        (StepLR with step_size 1)
 linear         1 - t
 cosine         min + (1 - min) * (1 + cos(pi t)) / 2
 =============  ==============================================
@@ -27,12 +27,12 @@ SCHEDULES = ("constant", "step", "exponential", "linear", "cosine")
 
 
 def lr_factor(name: str, step: int, total_steps: int, steps_per_epoch: int, warmup_steps: int = 0,
-              gamma: float = 0.1, step_size: int = 1, min_factor: float = 0.0) -> float:
+              gamma: float = 0.1, step_size: int = 1, min_factor: float = 0.0, decay_start: int = 0) -> float:
     if name not in SCHEDULES:
         raise DeepzooError(f"optim.schedule: unknown schedule '{name}' (choose from {', '.join(SCHEDULES)})")
     if step < warmup_steps:
         return (step + 1) / warmup_steps
-    epoch = step // max(steps_per_epoch, 1)
+    epoch = max(0, step // max(steps_per_epoch, 1) - decay_start)
     t = min(1.0, (step - warmup_steps) / max(total_steps - warmup_steps, 1))
     if name == "constant":
         return 1.0
