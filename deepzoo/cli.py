@@ -23,6 +23,7 @@ examples:
   deepzoo train cnn-mnist --print-config         the keys --set accepts, with their defaults
   deepzoo resume runs/cnn-mnist-20261121-101500  continue a stopped run exactly where it was
   deepzoo predict RUN_DIR digit.png              classify an image with a trained run
+  deepzoo experiment vanishing                   gradient vs distance for RNN, GRU, LSTM (plot + table)
 """
 
 
@@ -105,6 +106,14 @@ def cmd_tour(args) -> None:
     print(f"tour report: {path}")
 
 
+def cmd_experiment(args) -> None:
+    from deepzoo.experiments import vanishing
+    result = vanishing.run(args.out, seq_len=args.seq_len, hidden_size=args.hidden, seeds=args.seeds,
+                           impl=args.impl)
+    print(vanishing.format_table(result))
+    print(f"plot and data: {args.out}/vanishing.png, {args.out}/vanishing.json")
+
+
 def cmd_data_list(args) -> None:
     from deepzoo.data import registry
     rows = [[r["name"], r["task"], str(r["files"]), f"{r['size'] / 1e6:.1f} MB", r["state"], r["path"] or "-"]
@@ -175,6 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_dir(s)
     s.set_defaults(func=cmd_tour)
+
+    s = sub.add_parser("experiment", help="experiments the notes claim, as a plot and a table",
+                       description="vanishing: the gradient reaching input x_t from a loss on the last "
+                                   "state only, against the distance T - t, for RNN, GRU and LSTM at "
+                                   "initialisation (log-scale plot and a table).")
+    s.add_argument("name", choices=["vanishing"])
+    s.add_argument("--out", default="runs/experiment-vanishing", metavar="DIR")
+    s.add_argument("--seq-len", type=int, default=100)
+    s.add_argument("--hidden", type=int, default=64)
+    s.add_argument("--seeds", type=int, default=3)
+    s.add_argument("--impl", choices=["torch", "scratch"], default="torch")
+    s.set_defaults(func=cmd_experiment)
 
     d = sub.add_parser("data", help="list, check and fetch datasets")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)

@@ -1,0 +1,1 @@
+"""Small, self-contained experiments that check claims made in the notes."""
