@@ -21,7 +21,7 @@ def _isolated_data_env(monkeypatch, tmp_path_factory):
     monkeypatch.delenv("DEEPZOO_MIRROR", raising=False)
 
 
-def run_deepzoo(*args: str, cwd=None, check: bool = False, timeout: float = 600):
+def run_deepzoo(*args: str, cwd=None, check: bool = False, timeout: float = 1800):
     """Run the command line in a fresh process, as a user would; return the CompletedProcess."""
     import subprocess
     import sys
