@@ -20,7 +20,6 @@ generators and early-stopping state, so a killed run ends with the same weights 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -309,7 +308,3 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def is_finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
