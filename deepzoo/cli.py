@@ -24,6 +24,7 @@ examples:
   deepzoo resume runs/cnn-mnist-20261121-101500  continue a stopped run exactly where it was
   deepzoo predict RUN_DIR digit.png              classify an image with a trained run
   deepzoo experiment vanishing                   gradient vs distance for RNN, GRU, LSTM (plot + table)
+  deepzoo experiment cnn-vs-rnn --quick          TextCNN vs recurrent nets: parameters, speed, accuracy
 """
 
 
@@ -106,12 +107,21 @@ def cmd_tour(args) -> None:
     print(f"tour report: {path}")
 
 
-def cmd_experiment(args) -> None:
+def cmd_experiment_vanishing(args) -> None:
     from deepzoo.experiments import vanishing
     result = vanishing.run(args.out, seq_len=args.seq_len, hidden_size=args.hidden, seeds=args.seeds,
                            impl=args.impl)
     print(vanishing.format_table(result))
     print(f"plot and data: {args.out}/vanishing.png, {args.out}/vanishing.json")
+
+
+def cmd_experiment_cnn_vs_rnn(args) -> None:
+    from deepzoo.experiments import cnn_vs_rnn
+    result = cnn_vs_rnn.run(args.out, dataset=args.dataset, epochs=args.epochs, quick=args.quick,
+                            data_dir=args.data_dir, seed=args.seed, embed_dim=args.embed_dim,
+                            progress=not args.quiet)
+    print(cnn_vs_rnn.format_table(result))
+    print(f"plot and data: {args.out}/cnn_vs_rnn.png, {args.out}/cnn_vs_rnn.json (one run folder per net)")
 
 
 def cmd_data_list(args) -> None:
@@ -185,17 +195,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(s)
     s.set_defaults(func=cmd_tour)
 
-    s = sub.add_parser("experiment", help="experiments the notes claim, as a plot and a table",
-                       description="vanishing: the gradient reaching input x_t from a loss on the last "
-                                   "state only, against the distance T - t, for RNN, GRU and LSTM at "
-                                   "initialisation (log-scale plot and a table).")
-    s.add_argument("name", choices=["vanishing"])
+    e = sub.add_parser("experiment", help="experiments the notes claim, as a plot and a table")
+    esub = e.add_subparsers(dest="experiment", metavar="NAME", required=True)
+    s = esub.add_parser("vanishing", help="gradient reaching x_t vs distance, RNN / GRU / LSTM",
+                        description="The gradient reaching input x_t from a loss on the last state only, "
+                                    "against the distance T - t, for RNN, GRU and LSTM at initialisation "
+                                    "(log-scale plot and a table).")
     s.add_argument("--out", default="runs/experiment-vanishing", metavar="DIR")
     s.add_argument("--seq-len", type=int, default=100)
     s.add_argument("--hidden", type=int, default=64)
     s.add_argument("--seeds", type=int, default=3)
     s.add_argument("--impl", choices=["torch", "scratch"], default="torch")
-    s.set_defaults(func=cmd_experiment)
+    s.set_defaults(func=cmd_experiment_vanishing)
+    s = esub.add_parser("cnn-vs-rnn", help="TextCNN vs RNN/GRU/LSTM/BiLSTM: parameters, sentences/s, accuracy",
+                        description="Train each sentiment network of a dataset with the same data, "
+                                    "optimiser, epochs and seed; report parameters, training and inference "
+                                    "sentences per second and accuracy (bar plot and a table).")
+    s.add_argument("--dataset", choices=["sst2", "chnsenticorp"], default="sst2")
+    s.add_argument("--epochs", type=int, default=3, help="epochs for every network (default 3)")
+    s.add_argument("--quick", action="store_true", help="the small samples shipped in the package")
+    s.add_argument("--embed-dim", type=int, default=128, help="embedding size, the same for every net")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="runs/experiment-cnn-vs-rnn", metavar="DIR")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_experiment_cnn_vs_rnn)
 
     d = sub.add_parser("data", help="list, check and fetch datasets")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)

@@ -76,3 +76,15 @@ def test_user_text_file_is_a_corpus(tmp_path):
     s = train("lstm-ptb", preset="quick", sets=[f"data.path={corpus}", "train.epochs=10", "data.batch_size=4", "optim.schedule=constant"], out=tmp_path / "mine",
               progress=False, log=lambda m: None)
     assert s["value"] < 10, "a nearly periodic text must be predicted well"
+
+
+def test_tied_weights_are_saved_once_and_come_back_tied(tmp_path):
+    from deepzoo.train import checkpoint
+    model = RNNLanguageModel(30, embed_dim=8, hidden=8, layers=1, tie=True)
+    checkpoint.save_weights(model, tmp_path / "m.safetensors")
+    tensors, aliases = checkpoint.model_tensors(model)
+    assert aliases == {"fc.weight": "embed.weight"} and "fc.weight" not in tensors
+    other = RNNLanguageModel(30, embed_dim=8, hidden=8, layers=1, tie=True, init_range=0.5)
+    other.load_state_dict(checkpoint.load_weights(tmp_path / "m.safetensors"))
+    assert other.fc.weight is other.embed.weight
+    torch.testing.assert_close(other.embed.weight, model.embed.weight)

@@ -4,13 +4,16 @@ is one error line with its line number."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import run_deepzoo
 from deepzoo import recipes
+from deepzoo.errors import DeepzooError
 from deepzoo.models.rnn import RNNClassifier
 from deepzoo.models.textcnn import TextCNN
+from deepzoo.recipes.text import sentence_holdout
 from deepzoo.train.run import predict, train
 
 TEXT_RECIPES = ["rnn-sst2", "gru-sst2", "lstm-sst2", "bilstm-sst2", "textcnn-sst2", "bilstm-chnsenticorp",
@@ -20,6 +23,27 @@ TEXT_RECIPES = ["rnn-sst2", "gru-sst2", "lstm-sst2", "bilstm-sst2", "textcnn-sst
 def test_all_text_recipes_are_listed():
     names = {r.name for r in recipes.all_recipes()}
     assert set(TEXT_RECIPES) <= names
+
+
+def test_sentence_holdout_keeps_every_part_of_a_validation_sentence_out_of_train():
+    sentences = [f"s{k} the film is w{k} and fine" for k in range(20)]
+    texts, labels = [], []
+    for s in sentences:  # each sentence with some of its phrases, as SST's train file has them
+        words = s.split()
+        texts += [s, " ".join(words[1:4]), " ".join(words[:2]), words[-1]]
+        labels += [1, 1, 0, 1]
+    texts.append("w3 and fine")  # a part of sentence 3 that is listed apart, far from it
+    labels.append(0)
+    train, val = sentence_holdout(texts, labels, n_val=4, seed=0)
+    assert len(val) == 4 and not set(train) & set(val)
+    assert all(texts[i] in sentences for i in val)  # whole sentences only
+    for i in val:
+        assert not [texts[j] for j in train if f" {texts[j]} " in f" {texts[i]} "]
+    # what is not a part of a held-out sentence stays in train
+    kept = {texts[j] for j in train}
+    others = [s for s in sentences if s not in {texts[i] for i in val}]
+    assert set(others) <= kept and len(train) + len(val) < len(texts)
+    assert sentence_holdout(texts, labels, n_val=4, seed=0) == (train, val)
 
 
 def test_rnn_classifier_uses_each_sentence_own_last_state():
@@ -82,3 +106,42 @@ def test_user_csv_end_to_end_and_malformed_csv(tmp_path):
                        "--out", str(tmp_path / "r2"))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "bad.csv, line 3" in proc.stderr
+
+
+def test_word_dropout_trains_the_unknown_word_row_and_spares_padding():
+    from deepzoo.models.embedding import TokenEmbedding
+    torch.manual_seed(0)
+    emb = TokenEmbedding(50, 4, pad_id=0, unk_id=1, word_dropout=0.25)
+    tokens = torch.randint(2, 50, (64, 30))
+    tokens[:, 20:] = 0  # padding
+    emb.eval()
+    assert torch.equal(emb(tokens), torch.nn.functional.embedding(tokens, emb.weight, padding_idx=0))
+    emb.train()
+    out = emb(tokens)
+    is_unk = (out[:, :20] == emb.weight[1]).all(-1)
+    assert 0.2 < is_unk.float().mean() < 0.3                       # about p of the real tokens
+    assert (out[:, 20:] == 0).all()                                 # padding stays padding
+    out.sum().backward()
+    assert emb.weight.grad[1].abs().sum() > 0 and emb.weight.grad[0].abs().sum() == 0
+    with pytest.raises(ValueError, match="word_dropout"):
+        TokenEmbedding(5, 2, word_dropout=1.0)
+
+
+def test_pretrained_vectors_fill_the_embedding_and_can_be_frozen(tmp_path):
+    from deepzoo.models.keyedvectors import KeyedVectors
+    from deepzoo.train.run import load_model
+    words = ["good", "bad", "movie", "the", "notaword"]
+    vectors = np.arange(len(words) * 8, dtype=np.float32).reshape(len(words), 8) / 10
+    KeyedVectors(words, vectors).save_word2vec_format(tmp_path / "v.txt")
+    out = tmp_path / "run"
+    train("lstm-sst2", preset="quick", epochs=1, out=out, progress=False, log=lambda *_: None,
+          sets=[f"model.vectors='{tmp_path / 'v.txt'}'", "model.embed_dim=8", "model.freeze_vectors=true"])
+    _, _, task = load_model(out)
+    vocab, table = task.context["vocab"], task.model.embed.weight.detach()
+    for w, v in zip(words[:4], vectors):
+        torch.testing.assert_close(table[vocab[w]], torch.from_numpy(v))  # unchanged by training: frozen
+    assert 0 < task.context["vectors_coverage"] < 0.01
+    with pytest.raises(DeepzooError, match="model.embed_dim = 16"):
+        train("lstm-sst2", preset="quick", epochs=1, out=tmp_path / "r2", progress=False, log=lambda *_: None,
+              sets=[f"model.vectors='{tmp_path / 'v.txt'}'", "model.embed_dim=16"])
+    assert not (tmp_path / "r2").exists()  # nothing is written for a run that cannot start

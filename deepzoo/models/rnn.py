@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from deepzoo.errors import DeepzooError
+from deepzoo.models.embedding import TokenEmbedding
 from deepzoo.nn import recurrent
 
 POOLS = ("last", "max", "mean")
@@ -32,12 +33,13 @@ POOLS = ("last", "max", "mean")
 class RNNClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, cell: str = "lstm", embed_dim: int = 128,
                  hidden: int = 128, layers: int = 1, bidirectional: bool = False, dropout: float = 0.5,
-                 pool: str = "last", pad_id: int = 0, impl: str = "torch") -> None:
+                 pool: str = "last", pad_id: int = 0, unk_id: int = 1, word_dropout: float = 0.0,
+                 impl: str = "torch") -> None:
         super().__init__()
         if pool not in POOLS:
             raise DeepzooError(f"model.pool: unknown pooling '{pool}' (choose from {', '.join(POOLS)})")
         self.pool, self.bidirectional, self.cell = pool, bidirectional, cell
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.embed = TokenEmbedding(vocab_size, embed_dim, pad_id, unk_id, word_dropout)
         self.rnn = recurrent(cell, impl)(embed_dim, hidden, num_layers=layers, bidirectional=bidirectional,
                                          batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)

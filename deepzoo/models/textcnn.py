@@ -19,13 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepzoo.models.embedding import TokenEmbedding
+
 
 class TextCNN(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, widths: list[int] = (3, 4, 5),
-                 filters: int = 100, dropout: float = 0.5, pad_id: int = 0) -> None:
+                 filters: int = 100, dropout: float = 0.5, pad_id: int = 0, unk_id: int = 1,
+                 word_dropout: float = 0.0) -> None:
         super().__init__()
         self.widths = list(widths)
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.embed = TokenEmbedding(vocab_size, embed_dim, pad_id, unk_id, word_dropout)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, filters, k) for k in self.widths)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(filters * len(self.widths), num_classes)

@@ -19,11 +19,13 @@ from deepzoo.errors import DeepzooError
 class Reference:
     """The published (or peer) figure a recipe is measured against."""
     metric: str          # a key of the run's results, e.g. "test_acc"
-    value: float
+    value: float | None  # None: there is no published figure (the source says why)
     source: str
     url: str = ""
 
-    def met_by(self, value: float) -> bool:
+    def met_by(self, value: float) -> bool | None:
+        if self.value is None:
+            return None
         from deepzoo.train.engine import higher_is_better
         return value >= self.value if higher_is_better(self.metric) else value <= self.value
 
@@ -40,8 +42,14 @@ class Recipe:
     presets: dict = field(default_factory=dict)
     predict: Callable | None = None     # (task, config, input string) -> dict to print
     predict_help: str = ""
+    # Recipes that do not train through the engine (word2vec's compiled kernel) give these three:
+    fit: Callable | None = None         # (built, config, run_dir, progress, log, append_metrics) -> dict
+    load: Callable | None = None        # (run_dir, config) -> what predict and evaluate take
+    evaluate: Callable | None = None    # (loaded, config, data_dir) -> results dict
 
     def full_defaults(self) -> dict:
+        if self.fit is not None:  # its own loop: no optimiser or engine settings
+            return _merge({"seed": 0, "train": {"epochs": 5}}, self.defaults)
         from deepzoo.train.engine import ENGINE_DEFAULTS
         return _merge(copy.deepcopy(ENGINE_DEFAULTS), self.defaults)
 
@@ -68,7 +76,7 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def _load_all() -> None:
-    from deepzoo.recipes import lm, mnist, tabular, text  # noqa: F401  (each module registers its recipes)
+    from deepzoo.recipes import lm, mnist, tabular, text, word2vec  # noqa: F401  (each module registers its recipes)
 
 
 def get(name: str) -> Recipe:

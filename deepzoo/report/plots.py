@@ -18,7 +18,7 @@ def plot_curves(rows: list[dict], path: Path, title: str) -> Path | None:
         return None
     epochs = [r["epoch"] for r in rows]
     skip = {"epoch", "step", "train_seconds", "lr"}
-    keys = [k for k in rows[-1] if k not in skip]
+    keys = [k for k in rows[-1] if k not in skip and not k.endswith("_per_s")]
     losses = [k for k in keys if k.endswith("loss")]
     others = [k for k in keys if k not in losses]
     fig, axes = plt.subplots(1, 2 if others else 1, figsize=(10 if others else 5.5, 3.8), squeeze=False)

@@ -52,7 +52,7 @@ def _html(results, quick: bool) -> str:
     for recipe, run_dir, s, error, seconds in results:
         ref = recipe.reference
         value = s["value"] if s else None
-        verdict = "error" if error else ("meets" if s["meets_reference"] else "below")
+        verdict = "error" if error else {True: "meets", False: "below", None: "n/a"}[s["meets_reference"]]
         rows.append(
             f"<tr><td>{recipe.name}</td><td>{html.escape(recipe.family)}</td><td>{html.escape(recipe.dataset)}</td>"
             f"<td>{ref.metric}</td><td>{format_metric(ref.metric, value)}</td>"

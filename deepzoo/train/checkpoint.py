@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from deepzoo.errors import DeepzooError
@@ -88,8 +88,25 @@ def join_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 # --- save / load --------------------------------------------------------------------------------
 
-def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The state dict as (tensors, aliases). A tensor shared under two names (tied weights, e.g. a
+    language model's embedding and output matrices) is stored once; ``aliases`` maps each other name
+    to the stored one, and ``load_weights`` puts it back."""
+    tensors, aliases, seen = {}, {}, {}
+    for name, value in model.state_dict().items():
+        key = (value.data_ptr(), value.shape, value.stride()) if value.numel() else None
+        if key is not None and key in seen:
+            aliases[name] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = name
+        tensors[name] = value.detach().cpu().contiguous()
+    return tensors, aliases
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    tensors, aliases = model_tensors(model)
+    save_file(tensors, str(path), metadata={"aliases": json.dumps(aliases)} if aliases else None)
 
 
 def save(ckpt_root: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -102,7 +119,7 @@ def save(ckpt_root: Path, epoch: int, model: torch.nn.Module, optimizer: torch.o
     name = f"epoch-{epoch:04d}"
     tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".{name}."))
     try:
-        save_file(model_tensors(model), str(tmp / "model.safetensors"))
+        save_weights(model, tmp / "model.safetensors")
         opt_tensors, opt_meta = split_optimizer_state(optimizer.state_dict())
         save_file(opt_tensors, str(tmp / "optim.safetensors"))
         (tmp / "state.json").write_text(json.dumps({**state, "optimizer": opt_meta}, indent=1))
@@ -141,10 +158,16 @@ def read_latest(ckpt_root: Path) -> dict | None:
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict saved by ``save_weights``, shared tensors under all their names again."""
     try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as e:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
+    except (SafetensorError, OSError, json.JSONDecodeError) as e:
         raise DeepzooError(f"cannot read weights {path}: {e}") from None
+    for name, stored in aliases.items():
+        tensors[name] = tensors[stored]
+    return tensors
 
 
 def load(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:

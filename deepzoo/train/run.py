@@ -9,6 +9,7 @@ These functions are what the command line calls; they are equally usable from Py
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ def _build(recipe: recipes.Recipe, cfg: dict, data_dir):
     return recipe.build(cfg, data_dir)
 
 
-def new_run_dir(out: str | Path | None, recipe: str) -> Path:
+def new_run_dir(out: str | Path | None, recipe: str, create: bool = True) -> Path:
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{recipe}-{stamp}"
@@ -54,7 +55,8 @@ def new_run_dir(out: str | Path | None, recipe: str) -> Path:
             raise DeepzooError(f"{out} already holds a run; continue it with `deepzoo resume {out}` "
                                f"or choose another --out")
         raise DeepzooError(f"{out} exists and is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -72,7 +74,9 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict, recipes.Recipe, dict]:
     return run_dir, meta, recipe, {**meta["config"], "recipe": recipe.name, "preset": meta.get("preset")}
 
 
-def _summary(recipe: recipes.Recipe, trainer: Trainer, results: dict, run_dir: Path, cfg: dict) -> dict:
+def _summary(recipe: recipes.Recipe, results: dict, run_dir: Path, cfg: dict, *, epochs_run: int,
+             best_epoch: int | None, stopped_early: bool, train_seconds: float, parameters: int,
+             device: str) -> dict:
     ref = recipe.reference
     value = results.get(ref.metric)
     summary = {
@@ -81,9 +85,9 @@ def _summary(recipe: recipes.Recipe, trainer: Trainer, results: dict, run_dir: P
         "metric": ref.metric, "value": value,
         "reference": {"value": ref.value, "source": ref.source, "url": ref.url},
         "meets_reference": None if value is None else ref.met_by(value),
-        "results": results, "epochs_run": trainer.epoch, "best_epoch": trainer.best_epoch,
-        "stopped_early": trainer.stopped_early, "train_seconds": round(trainer.train_seconds, 2),
-        "parameters": count_parameters(trainer.model), "device": str(trainer.device),
+        "results": results, "epochs_run": epochs_run, "best_epoch": best_epoch,
+        "stopped_early": stopped_early, "train_seconds": round(train_seconds, 2),
+        "parameters": parameters, "device": device,
         "versions": {"deepzoo": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
     atomic_write_json(run_dir / "summary.json", summary)
@@ -91,8 +95,17 @@ def _summary(recipe: recipes.Recipe, trainer: Trainer, results: dict, run_dir: P
     return summary
 
 
-def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=()) -> dict:
-    task = _build(recipe, cfg, data_dir)
+def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), task=None) -> dict:
+    task = _build(recipe, cfg, data_dir) if task is None else task
+    if recipe.fit is not None:  # a recipe with its own training loop (e.g. word2vec's compiled kernel)
+        if resume:
+            raise DeepzooError(f"{recipe.name} runs cannot be resumed (an epoch takes seconds); "
+                               f"train again into a new folder")
+        out = recipe.fit(task, cfg, run_dir, progress=progress, log=log,
+                         append_metrics=lambda row: _append_jsonl(run_dir / "metrics.jsonl", row))
+        return _summary(recipe, out["results"], run_dir, cfg, epochs_run=out["epochs_run"],
+                        best_epoch=out["epochs_run"], stopped_early=False, train_seconds=out["train_seconds"],
+                        parameters=out["parameters"], device="cpu")
     trainer = Trainer(task, cfg, run_dir, progress=progress, log=log)
     trainer.callbacks.extend(callbacks)
     if resume:
@@ -101,7 +114,16 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=()) ->
         else:
             log(f"{run_dir} has no checkpoint yet; starting from the beginning")
     results = trainer.fit()
-    return _summary(recipe, trainer, results, run_dir, cfg)
+    return _summary(recipe, results, run_dir, cfg, epochs_run=trainer.epoch, best_epoch=trainer.best_epoch,
+                    stopped_early=trainer.stopped_early, train_seconds=trainer.train_seconds,
+                    parameters=count_parameters(trainer.model), device=str(trainer.device))
+
+
+def _append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def train(recipe_name: str, preset: str | None = None, config_file=None, sets=(), epochs=None, seed=None,
@@ -109,13 +131,15 @@ def train(recipe_name: str, preset: str | None = None, config_file=None, sets=()
           callbacks=()) -> dict:
     recipe = recipes.get(recipe_name)
     cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, preset, config_file, sets, epochs, seed)
-    run_dir = new_run_dir(out, recipe.name)
+    run_dir = new_run_dir(out, recipe.name, create=False)
     meta = {"recipe": recipe.name, "preset": preset, "data_dir": str(data_dir) if data_dir else None,
             "config": cfg}
+    cfg = {**cfg, "recipe": recipe.name, "preset": preset}
+    task = _build(recipe, cfg, data_dir)  # bad data or config fails here, before a folder is made
+    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", meta)
     log(f"run folder: {run_dir}")
-    cfg = {**cfg, "recipe": recipe.name, "preset": preset}
-    return _fit(recipe, cfg, run_dir, data_dir, progress, log, resume=False, callbacks=callbacks)
+    return _fit(recipe, cfg, run_dir, data_dir, progress, log, resume=False, callbacks=callbacks, task=task)
 
 
 def resume(run_dir, data_dir=None, progress: bool = True, log=print) -> dict:
@@ -126,6 +150,8 @@ def resume(run_dir, data_dir=None, progress: bool = True, log=print) -> dict:
 def load_model(run_dir, data_dir=None, which: str = "best"):
     """Rebuild a run's model and load its best (or last) weights; return (recipe, cfg, task)."""
     run_dir, meta, recipe, cfg = read_run(run_dir)
+    if recipe.load is not None:  # recipes with their own files (e.g. word vectors)
+        return recipe, cfg, recipe.load(run_dir, cfg)
     task = _build(recipe, cfg, data_dir or meta.get("data_dir"))
     latest = checkpoint.read_latest(run_dir / "checkpoints")
     if latest is None:
@@ -137,11 +163,14 @@ def load_model(run_dir, data_dir=None, which: str = "best"):
 
 def evaluate(run_dir, data_dir=None, progress: bool = False) -> dict:
     recipe, cfg, task = load_model(run_dir, data_dir)
-    trainer = Trainer(task, cfg, Path(run_dir), progress=progress)
-    results = {}
-    for split, batches in (("val", task.val), ("test", task.test)):
-        if batches is not None:
-            results.update(trainer.evaluate(batches, split))
+    if recipe.evaluate is not None:
+        results = recipe.evaluate(task, cfg, data_dir)
+    else:
+        trainer = Trainer(task, cfg, Path(run_dir), progress=progress)
+        results = {}
+        for split, batches in (("val", task.val), ("test", task.test)):
+            if batches is not None:
+                results.update(trainer.evaluate(batches, split))
     ref = recipe.reference
     value = results.get(ref.metric)
     return {"recipe": recipe.name, "results": results, "metric": ref.metric, "value": value,

@@ -1,0 +1,121 @@
+"""lstm-ptb: test perplexity and training tokens/s beside Zaremba et al.'s figure, and the cost of the
+from-scratch LSTM cells against PyTorch's fused LSTM.
+
+Part 1 trains ``lstm-ptb`` with its default config (or reads a finished run of it, ``--run DIR``, whose
+config must equal the defaults) and reports test perplexity, training time and tokens per second
+(training tokens x epochs / seconds spent in training steps; evaluation is not counted).
+
+Part 2 times the same language model, same config, on the fused built-in (``model.impl=torch``) and on
+the gate-by-gate cells of deepzoo/nn/rnn.py (``model.impl=scratch``), in this one process, on the same
+batches: ``--steps`` training steps each (forward, backward, clipping, SGD update) after 5 warm-up steps,
+alternating the two three times and keeping each one's fastest round. The ratio is scratch / fused.
+
+    python benchmarks/ptb.py --data-dir ../shared/data                       # trains (about 40 minutes)
+    python benchmarks/ptb.py --data-dir ../shared/data --run runs/lstm-ptb-X  # reuse a finished run
+    python benchmarks/ptb.py --data-dir ../shared/data --skip-training       # part 2 only
+
+Reference: Zaremba, Sutskever & Vinyals 2014, small LSTM (2 x 200, no dropout): valid 120.7, test 114.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from deepzoo import config as cfglib
+from deepzoo import recipes
+from deepzoo.train.run import read_run, train
+
+REFERENCE = {"test_ppl": 114.5, "valid_ppl": 120.7, "source": "Zaremba, Sutskever & Vinyals 2014, small LSTM",
+             "url": "https://arxiv.org/abs/1409.2329"}
+BAR_TEST_PPL = 115.0  # deepzoo's bar: at most 115, in under 45 minutes on a 2-core laptop CPU
+
+
+def training_figures(run_dir: Path, summary: dict, task) -> dict:
+    tokens = task.train.data.numel()  # the stream laid out as [batch, N]: every token read once per epoch
+    return {"run": str(run_dir), "test_ppl": round(summary["results"]["test_ppl"], 2),
+            "valid_ppl": round(summary["results"]["val_ppl"], 2), "best_epoch": summary["best_epoch"],
+            "epochs": summary["epochs_run"], "train_seconds": summary["train_seconds"],
+            "train_minutes": round(summary["train_seconds"] / 60, 1),
+            "train_tokens_per_s": round(tokens * summary["epochs_run"] / summary["train_seconds"], 1),
+            "meets_bar": summary["results"]["test_ppl"] <= BAR_TEST_PPL}
+
+
+def _steps(task, steps: int, warmup: int = 5) -> float:
+    """Seconds for ``steps`` training steps after ``warmup`` untimed ones."""
+    model = task.model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    batches = task.train.epoch()
+    elapsed = 0.0
+    for i in range(warmup + steps):
+        (x, first), y = next(batches)
+        start = time.perf_counter()
+        loss = task.loss(model(x, first), y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        if i >= warmup:
+            elapsed += time.perf_counter() - start
+    return elapsed
+
+
+def scratch_vs_fused(data_dir, steps: int) -> dict:
+    recipe = recipes.get("lstm-ptb")
+    tasks = {}
+    for impl in ("torch", "scratch"):
+        cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, sets=[f"model.impl={impl}"])
+        torch.manual_seed(0)
+        tasks[impl] = recipe.build(cfg, data_dir)
+    best = {impl: float("inf") for impl in tasks}
+    for _ in range(3):
+        for impl, task in tasks.items():
+            best[impl] = min(best[impl], _steps(task, steps))
+            print(f"{impl}: {steps} steps in {best[impl]:.2f}s (best so far)", file=sys.stderr, flush=True)
+    tokens = steps * tasks["torch"].train.data.shape[0] * tasks["torch"].train.bptt
+    return {"steps": steps, "tokens_per_step": tokens // steps,
+            "fused_tokens_per_s": round(tokens / best["torch"], 1),
+            "scratch_tokens_per_s": round(tokens / best["scratch"], 1),
+            "ratio_scratch_over_fused_time": round(best["scratch"] / best["torch"], 2)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir")
+    p.add_argument("--run", metavar="DIR", help="a finished lstm-ptb run with the default config")
+    p.add_argument("--skip-training", action="store_true", help="only the scratch-vs-fused timing")
+    p.add_argument("--steps", type=int, default=40, help="timed steps per implementation and round")
+    args = p.parse_args()
+
+    recipe = recipes.get("lstm-ptb")
+    result = {"benchmark": "lstm-ptb", "reference": REFERENCE, "bar_test_ppl": BAR_TEST_PPL}
+    if not args.skip_training:
+        if args.run:
+            run_dir, meta, _, _ = read_run(args.run)
+            defaults = recipe.full_defaults()
+            if meta["config"] != defaults or meta.get("preset"):
+                changed = sorted(k for k, v in cfglib.flatten(meta["config"]).items()
+                                 if cfglib.flatten(defaults).get(k) != v)
+                sys.exit(f"{run_dir}: not the default config (differs in {', '.join(changed) or 'preset'})")
+            summary = json.loads((run_dir / "summary.json").read_text())
+        else:
+            run_dir = Path(tempfile.mkdtemp(prefix="bench-ptb-"))
+            summary = train("lstm-ptb", out=run_dir, data_dir=args.data_dir, progress=False,
+                            log=lambda s: print(s, file=sys.stderr, flush=True))
+        cfg = {**recipe.full_defaults(), "recipe": recipe.name}
+        result["training"] = training_figures(run_dir, summary, recipe.build(cfg, args.data_dir))
+    result["scratch_vs_fused"] = scratch_vs_fused(args.data_dir, args.steps)
+    result.update(threads=torch.get_num_threads(), torch=torch.__version__,
+                  machine=platform.processor() or platform.machine())
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Word2Vec: deepzoo's compiled kernel against gensim, same corpus, same settings, one command.
+
+Settings (both libraries): vector_size 100, window 5, negative 5 (or hierarchical softmax), sample 1e-3,
+min_count 5, 2 worker threads, 5 epochs, alpha 0.025 -> 0.0001. The corpus is PTB train repeated until
+it has at least ``--words`` words (10 million by default), written once to a temporary file that both
+libraries stream line by line (``--corpus PATH`` uses your own file instead).
+
+Each (library, model) pair trains in a fresh subprocess, so that its peak memory (max RSS) is its own.
+Timed: ``train`` only (vocabulary building is reported apart); deepzoo's kernel is compiled (or read from
+numba's cache) before the clock starts, as gensim's is compiled ahead. words/s = corpus words x epochs /
+training seconds, for both. Both sets of vectors are scored by the same code (deepzoo's KeyedVectors):
+Google analogies (3CosAdd, restrict_vocab 30,000) and WordSim-353 Spearman.
+
+The streaming check trains deepzoo for one epoch on a corpus 5x larger (``--big-words``, 50 million by
+default) with the same vocabulary and compares peak memory with the 10-million-word run's.
+
+    pip install gensim          # optional: without it only deepzoo's side is measured
+    python benchmarks/word2vec.py --data-dir ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SETTINGS = dict(vector_size=100, window=5, min_count=5, sample=1e-3, alpha=0.025, min_alpha=1e-4, workers=2,
+                epochs=5)
+MODELS = {"skipgram-ns": dict(sg=1, hs=0, negative=5), "cbow-ns": dict(sg=0, hs=0, negative=5),
+          "skipgram-hs": dict(sg=1, hs=1, negative=0), "cbow-hs": dict(sg=0, hs=1, negative=0)}
+
+
+def make_corpus(source: Path, words: int, dest: Path) -> int:
+    text = source.read_text()
+    per_copy = len(text.split())
+    copies = -(-words // per_copy)
+    with open(dest, "w") as f:
+        for _ in range(copies):
+            f.write(text)
+    return per_copy * copies
+
+
+def worker(lib: str, model: str, corpus: str, eval_dir: str, epochs: int) -> dict:
+    """One training in this process; prints a JSON line."""
+    params = {**SETTINGS, **MODELS[model], "epochs": epochs}
+    if lib == "gensim":
+        from gensim.models import Word2Vec as GensimW2V
+        from gensim.models.word2vec import LineSentence
+        sentences = LineSentence(corpus)
+        m = GensimW2V(**params, seed=1)
+        start = time.perf_counter()
+        m.build_vocab(sentences)
+        vocab_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        m.train(sentences, total_examples=m.corpus_count, epochs=epochs)
+        seconds = time.perf_counter() - start
+        words, vectors = list(m.wv.index_to_key), m.wv.vectors
+        corpus_words = m.corpus_total_words
+    else:
+        from deepzoo.data.corpus import LineCorpus, ListCorpus
+        from deepzoo.models.word2vec_fast import Word2Vec
+        warm = Word2Vec(vector_size=8, min_count=1, workers=2, **{k: v for k, v in MODELS[model].items()})
+        warm.build_vocab(ListCorpus([["a", "b", "c", "a"]] * 4)).train(ListCorpus([["a", "b", "c", "a"]] * 4))
+        sentences = LineCorpus(corpus, "space")
+        m = Word2Vec(**{k: (bool(v) if k in ("sg", "hs") else v) for k, v in params.items()}, seed=1)
+        start = time.perf_counter()
+        m.build_vocab(sentences)
+        vocab_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        m.train(sentences)
+        seconds = time.perf_counter() - start
+        words, vectors, corpus_words = m.words, m.syn0, m.corpus_words
+    from deepzoo.models.keyedvectors import KeyedVectors
+    kv = KeyedVectors(words, vectors)
+    result = {"lib": lib, "model": model, "corpus_words": int(corpus_words), "vocab": len(words),
+              "epochs": epochs, "vocab_seconds": round(vocab_seconds, 2), "train_seconds": round(seconds, 2),
+              "words_per_s": round(corpus_words * epochs / seconds, 1),
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if eval_dir:
+        folder = Path(eval_dir)
+        a = kv.evaluate_word_analogies(folder / "questions-words.txt", restrict_vocab=30_000)
+        w = kv.evaluate_word_pairs(folder / "wordsim353.tsv", restrict_vocab=30_000)
+        result.update(analogy_acc=round(a["accuracy"], 4), analogy_questions=a["total"],
+                      ws353_spearman=round(w["spearman"], 4), ws353_oov_ratio=round(w["oov_ratio"], 3))
+    return result
+
+
+def run_worker(*args) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", *map(str, args)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if out.returncode != 0:
+        raise SystemExit(f"worker {args[:2]} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir")
+    p.add_argument("--corpus", help="your own text file (space-separated tokens) instead of repeated PTB")
+    p.add_argument("--words", type=int, default=10_000_000)
+    p.add_argument("--big-words", type=int, default=50_000_000, help="0 skips the streaming check")
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
+    p.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        lib, model, corpus, eval_dir, epochs = args.worker
+        print(json.dumps(worker(lib, model, corpus, "" if eval_dir == "-" else eval_dir, int(epochs))))
+        return
+
+    from deepzoo.data import registry
+    from deepzoo.errors import DeepzooError
+    try:
+        eval_dir = str(registry.locate("wordvec-eval", args.data_dir))
+    except DeepzooError:
+        eval_dir = "-"
+    try:
+        import gensim
+        libs, gensim_version = ["deepzoo", "gensim"], gensim.__version__
+    except ImportError:
+        libs, gensim_version = ["deepzoo"], None
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.corpus:
+            corpus, words = args.corpus, None
+        else:
+            ptb = registry.locate("ptb", args.data_dir) / "ptb.train.txt"
+            corpus = str(Path(tmp) / "ptb-repeated.txt")
+            words = make_corpus(ptb, args.words, Path(corpus))
+        runs = []
+        for model in args.models.split(","):
+            for lib in libs:
+                r = run_worker(lib, model, corpus, eval_dir, args.epochs)
+                print(json.dumps(r), file=sys.stderr, flush=True)
+                runs.append(r)
+        streaming = None
+        if args.big_words and not args.corpus:
+            big = str(Path(tmp) / "ptb-big.txt")
+            big_words = make_corpus(ptb, args.big_words, Path(big))
+            small_run = run_worker("deepzoo", "skipgram-ns", corpus, "-", 1)
+            big_run = run_worker("deepzoo", "skipgram-ns", big, "-", 1)
+            streaming = {"small_words": words, "big_words": big_words, "small_peak_rss_mb": small_run["peak_rss_mb"],
+                         "big_peak_rss_mb": big_run["peak_rss_mb"],
+                         "ratio": round(big_run["peak_rss_mb"] / small_run["peak_rss_mb"], 3)}
+    table = {}
+    for model in args.models.split(","):
+        pair = {r["lib"]: r for r in runs if r["model"] == model}
+        row = {"deepzoo": pair["deepzoo"]}
+        if "gensim" in pair:
+            d, g = pair["deepzoo"], pair["gensim"]
+            row.update(gensim=g, speed_ratio=round(d["words_per_s"] / g["words_per_s"], 3))
+            if "analogy_acc" in d:
+                row.update(analogy_points_vs_gensim=round(100 * (d["analogy_acc"] - g["analogy_acc"]), 2),
+                           ws353_points_vs_gensim=round(100 * (d["ws353_spearman"] - g["ws353_spearman"]), 2))
+        table[model] = row
+    print(json.dumps({"benchmark": "word2vec vs gensim", "settings": SETTINGS, "corpus": corpus if args.corpus
+                      else f"PTB train repeated to {words} words", "gensim": gensim_version, "models": table,
+                      "streaming": streaming, "cpu_count": os.cpu_count(),
+                      "machine": platform.processor() or platform.machine()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

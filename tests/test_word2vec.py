@@ -1,0 +1,274 @@
+"""Word2Vec: vocabulary statistics, the Huffman tree, the compiled kernel equal to the PyTorch losses,
+KeyedVectors, the word2vec file formats (read back by gensim when it is installed), and training."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepzoo.data.corpus import LineCorpus, ListCorpus
+from deepzoo.errors import DeepzooError
+from deepzoo.models import word2vec as w2v
+from deepzoo.models.keyedvectors import KeyedVectors, spearman
+from deepzoo.models.word2vec_fast import Word2Vec, _hierarchical, _negative
+
+
+def test_keep_probability_is_gensims_formula():
+    counts = np.array([1000, 100, 10, 1])
+    keep = w2v.keep_probabilities(counts, 1e-2)
+    f = counts / counts.sum()
+    expected = np.minimum((np.sqrt(f / 1e-2) + 1) * 1e-2 / f, 1.0)
+    np.testing.assert_allclose(keep, expected)
+    assert keep[0] < keep[1] < 1.0 and keep[-1] == 1.0
+    assert (w2v.keep_probabilities(counts, 0) == 1).all()
+
+
+def test_noise_distribution_flattens_frequencies():
+    p = w2v.noise_distribution(np.array([81, 1]))
+    assert p.sum() == pytest.approx(1.0) and p[0] / p[1] == pytest.approx(81 ** 0.75)
+
+
+def test_huffman_codes_are_prefix_free_and_frequent_words_are_short():
+    counts = np.array([50, 30, 10, 5, 3, 1, 1])
+    codes, points = w2v.huffman_tree(counts)
+    strings = ["".join(map(str, c)) for c in codes]
+    assert len(set(strings)) == len(strings)
+    assert not any(a != b and b.startswith(a) for a in strings for b in strings)
+    lengths = [len(c) for c in codes]
+    assert lengths == sorted(lengths) and lengths[0] == 1
+    assert all(p[0] == len(counts) - 2 for p in points)  # every path starts at the root
+    assert max(max(p) for p in points) == len(counts) - 2 and min(min(p) for p in points) == 0
+    # Kraft equality for a full binary tree
+    assert sum(2.0 ** -n for n in lengths) == pytest.approx(1.0)
+
+
+def _tables(V, D, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((V, D)) * 0.3).astype(np.float32)
+
+
+def test_negative_sampling_update_equals_a_torch_sgd_step():
+    V, D, alpha, word, noise_word = 12, 8, 0.05, 3, 7
+    syn1neg = _tables(V, D, 1)
+    l1 = _tables(1, D, 2)[0]
+    cum = np.zeros(V, dtype=np.int64)
+    cum[noise_word:] = 2 ** 31 - 1  # every draw is noise_word
+    model = w2v.SkipGram(V, D)
+    with torch.no_grad():
+        model.out_embed.weight.copy_(torch.from_numpy(syn1neg))
+    h = torch.tensor(l1, requires_grad=True)
+    loss = model.negative_sampling_loss(h[None], torch.tensor([word]), torch.tensor([[noise_word]]))
+    loss.backward()
+    work = np.zeros(D, dtype=np.float32)
+    kernel_loss, _ = _negative(l1.copy(), word, syn1neg, cum, 1, alpha, work, np.uint64(1))
+    assert kernel_loss == pytest.approx(loss.item(), rel=1e-5)
+    np.testing.assert_allclose(work, -alpha * h.grad.numpy(), rtol=1e-5, atol=1e-7)
+    expected = model.out_embed.weight.detach() - alpha * model.out_embed.weight.grad
+    np.testing.assert_allclose(syn1neg, expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_hierarchical_softmax_update_equals_a_torch_sgd_step():
+    counts = np.array([40, 20, 9, 6, 5, 3, 2, 1])
+    V, D, alpha, word = len(counts), 6, 0.1, 5
+    codes, points = w2v.huffman_tree(counts)
+    depth = max(map(len, codes))
+    P = np.zeros((V, depth), np.int32)
+    C = np.zeros((V, depth), np.int8)
+    for w in range(V):
+        P[w, :len(points[w])], C[w, :len(codes[w])] = points[w], codes[w]
+    L = np.array([len(c) for c in codes], np.int32)
+    syn1 = _tables(V - 1, D, 3)
+    l1 = _tables(1, D, 4)[0]
+    model = w2v.SkipGram(V, D)
+    with torch.no_grad():
+        model.node_embed.weight.copy_(torch.from_numpy(syn1))
+    h = torch.tensor(l1, requires_grad=True)
+    loss = model.hierarchical_softmax_loss(h[None], *w2v.path_tensors(torch.tensor([word]), codes, points))
+    loss.backward()
+    work = np.zeros(D, dtype=np.float32)
+    kernel_loss = _hierarchical(l1.copy(), word, syn1, P, C, L, alpha, work)
+    assert kernel_loss == pytest.approx(loss.item(), rel=1e-5)
+    np.testing.assert_allclose(work, -alpha * h.grad.numpy(), rtol=1e-5, atol=1e-7)
+    expected = model.node_embed.weight.detach() - alpha * model.node_embed.weight.grad
+    np.testing.assert_allclose(syn1, expected.numpy(), rtol=1e-5, atol=1e-7)
+    # and the path probabilities of all words sum to one: a proper softmax over the vocabulary
+    with torch.no_grad():
+        total = sum(math.exp(-float(model.hierarchical_softmax_loss(
+            h[None], *w2v.path_tensors(torch.tensor([w]), codes, points)))) for w in range(V))
+    assert total == pytest.approx(1.0, rel=1e-5)
+
+
+def test_cbow_hidden_is_the_mean_or_the_sum_of_the_context():
+    model = w2v.CBOW(10, 4, mean=True)
+    inputs, mask = torch.tensor([[1, 2, 0]]), torch.tensor([[1.0, 1.0, 0.0]])
+    E = model.in_embed.weight
+    torch.testing.assert_close(model.hidden(inputs, mask), ((E[1] + E[2]) / 2)[None])
+    model.mean = False
+    torch.testing.assert_close(model.hidden(inputs, mask), (E[1] + E[2])[None])
+
+
+def _topic_corpus(n=300, seed=0):
+    """Two topics that never share a sentence: words group by topic after training."""
+    rng = np.random.default_rng(seed)
+    animals, metals = ["cat", "dog", "horse", "cow", "sheep"], ["iron", "gold", "zinc", "lead", "tin"]
+    return [list(rng.choice(animals if i % 2 else metals, 8)) for i in range(n)]
+
+
+@pytest.mark.parametrize("sg, hs, negative", [(True, False, 5), (False, False, 5), (True, True, 0), (False, True, 0)])
+def test_fast_training_separates_two_topics(sg, hs, negative):
+    corpus = ListCorpus(_topic_corpus())
+    model = Word2Vec(vector_size=16, window=3, min_count=1, sg=sg, hs=hs, negative=negative, sample=0,
+                     epochs=5, workers=1, seed=3, compute_loss=True).build_vocab(corpus)
+    history = model.train(corpus)
+    assert len(history) == 5 and history[-1]["loss"] < history[0]["loss"]
+    wv = model.wv
+    assert {w for w, _ in wv.most_similar("cat", topn=4)} == {"dog", "horse", "cow", "sheep"}
+    assert wv.similarity("cat", "dog") > wv.similarity("cat", "iron")
+    assert wv.doesnt_match(["cat", "dog", "horse", "gold"]) == "gold"
+
+
+def test_torch_training_separates_two_topics():
+    corpus = _topic_corpus(200)
+    words, counts = w2v.build_vocab(w2v.count_words(corpus)[0], min_count=1)
+    index = {w: i for i, w in enumerate(words)}
+    model, losses = w2v.train_torch([[index[w] for w in s] for s in corpus], counts, dim=16, window=3,
+                                    sample=0, epochs=3, alpha=0.05)
+    assert losses[-1] < losses[0]
+    wv = KeyedVectors(words, model.in_embed.weight.detach().numpy())
+    assert wv.similarity("cat", "dog") > wv.similarity("cat", "iron")
+
+
+def test_single_thread_training_is_repeatable():
+    corpus = ListCorpus(_topic_corpus(60))
+    runs = []
+    for _ in range(2):
+        m = Word2Vec(vector_size=8, min_count=1, epochs=2, workers=1, seed=5).build_vocab(corpus)
+        m.train(corpus)
+        runs.append(m.syn0.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_bad_parameters_and_tiny_corpus_are_clear_errors():
+    with pytest.raises(ValueError, match="hierarchical softmax"):
+        Word2Vec(hs=False, negative=0)
+    with pytest.raises(ValueError, match="min_count"):
+        Word2Vec(min_count=5).build_vocab(ListCorpus([["a", "b"]]))
+    with pytest.raises(ValueError, match="build_vocab"):
+        Word2Vec().train(ListCorpus([["a"]]))
+
+
+def test_most_similar_analogy_and_formats_round_trip(tmp_path):
+    words = ["king", "queen", "man", "woman", "apple"]
+    vectors = np.array([[1, 1, 0], [1, -1, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1]], dtype=np.float32) + 0.01
+    kv = KeyedVectors(words, vectors)
+    assert kv.analogy("man", "king", "woman")[0][0] == "queen"
+    assert kv.most_similar(positive=["king", "woman"], negative=["man"], topn=1)[0][0] == "queen"
+    assert "king" not in [w for w, _ in kv.most_similar("king")]
+    with pytest.raises(DeepzooError, match="'prince' is not in the vocabulary"):
+        kv.most_similar("prince")
+    for binary in (False, True):
+        path = tmp_path / f"v.{'bin' if binary else 'txt'}"
+        kv.save_word2vec_format(path, binary=binary)
+        back = KeyedVectors.load_word2vec_format(path, binary=binary)
+        assert back.index_to_key == words
+        np.testing.assert_allclose(back.vectors, kv.vectors, rtol=1e-5)
+
+
+def test_gensim_reads_our_files(tmp_path):
+    gensim = pytest.importorskip("gensim", reason="gensim is not installed (pip install gensim)")
+    kv = KeyedVectors(["我们", "hello", "world"], np.arange(12, dtype=np.float32).reshape(3, 4) / 7)
+    for binary in (False, True):
+        path = tmp_path / f"v{binary}"
+        kv.save_word2vec_format(path, binary=binary)
+        theirs = gensim.models.KeyedVectors.load_word2vec_format(str(path), binary=binary)
+        assert list(theirs.index_to_key) == kv.index_to_key
+        np.testing.assert_allclose(theirs.vectors, kv.vectors, rtol=1e-5)
+
+
+def test_malformed_vector_file_names_the_line(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("2 3\na 1 2 3\nb 1 2\n")
+    with pytest.raises(DeepzooError, match=r"bad.txt, line 3: expected a word and 3 numbers"):
+        KeyedVectors.load_word2vec_format(path)
+
+
+def test_spearman_matches_a_hand_computed_value():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(0.9486833, rel=1e-6)
+
+
+def test_word_evaluations_on_a_toy_file(tmp_path):
+    kv = KeyedVectors(["king", "queen", "man", "woman"],
+                      np.array([[1, 1], [1, -1], [0.1, 1], [0.1, -1]], dtype=np.float32))
+    q = tmp_path / "q.txt"
+    q.write_text(": royal\nman king woman queen\nman king woman prince\nwoman queen man king\n")
+    result = kv.evaluate_word_analogies(q)
+    assert result["total"] == 2 and result["skipped"] == 1 and result["correct"] == 2
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("# header\nking\tqueen\t5\nking\tman\t9\nqueen\twoman\t9\nman\tzebra\t1\n")
+    scores = kv.evaluate_word_pairs(pairs)
+    assert scores["used"] == 3 and scores["oov_ratio"] == pytest.approx(0.25)
+
+
+def test_line_corpus_streams_files_and_folders(tmp_path):
+    (tmp_path / "a.txt").write_text("Hello world\n\nthe END\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("我们 喜欢\n")
+    (tmp_path / ".hidden").write_text("skip me\n")
+    corpus = LineCorpus(tmp_path, "space")
+    assert list(corpus) == [["Hello", "world"], ["the", "END"], ["我们", "喜欢"]]
+    assert list(corpus) == list(corpus)  # re-iterable
+    (tmp_path / "sub" / "c.txt").write_bytes("ok\n".encode() + "坏".encode("gbk") + b"\n")
+    with pytest.raises(DeepzooError, match=r"c.txt, line 2: not UTF-8"):
+        list(LineCorpus(tmp_path, "en"))
+    with pytest.raises(DeepzooError, match="does not exist"):
+        LineCorpus(tmp_path / "nope")
+
+
+def test_word2vec_recipes_train_predict_and_evaluate(tmp_path, shared_data):
+    from deepzoo.train.run import evaluate, predict, train
+    s = train("word2vec-ptb", preset="quick", out=tmp_path / "ptb", data_dir=shared_data, progress=False,
+              log=lambda *_: None)
+    assert s["results"]["vocab_size"] > 1000 and "ws353_spearman" in s["results"]
+    assert -1 <= s["results"]["analogy_acc"] <= 1 and (tmp_path / "ptb" / "vectors.bin").exists()
+    rows = [json.loads(line) for line in (tmp_path / "ptb" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["words_per_s"] > 0 for r in rows)
+    near, analogy = predict(tmp_path / "ptb", ["stock", "stock:stocks::share:?"])
+    assert len(near["neighbours"]) == 10 and len(analogy["answers"]) == 5
+    again = evaluate(tmp_path / "ptb", data_dir=shared_data)
+    assert again["results"]["ws353_spearman"] == pytest.approx(s["results"]["ws353_spearman"], abs=1e-6)
+    with pytest.raises(DeepzooError, match="one word"):
+        predict(tmp_path / "ptb", ["two words"])
+
+
+def test_word2vec_text_on_a_users_folder_and_chinese_quick(tmp_path):
+    from deepzoo.train.run import predict, train
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("\n".join(" ".join(s) for s in _topic_corpus(200)))
+    s = train("word2vec-text", out=tmp_path / "run", progress=False, log=lambda *_: None,
+              sets=[f"data.path='{folder}'", "data.tokenizer='space'", "model.min_count=1",
+                    "model.vector_size=16", "model.sample=0.0"], epochs=5)
+    assert s["results"]["vocab_size"] == 10
+    top = predict(tmp_path / "run", ["gold"])[0]["neighbours"][0]["word"]
+    assert top in {"iron", "zinc", "lead", "tin"}
+    zh = train("word2vec-chinese", preset="quick", out=tmp_path / "zh", progress=False, log=lambda *_: None)
+    assert zh["results"]["vocab_size"] > 100
+
+
+def test_truncated_or_corrupted_vectors_are_clear_errors(tmp_path):
+    kv = KeyedVectors(["a", "b"], np.ones((2, 4), dtype=np.float32))
+    kv.save_word2vec_format(tmp_path / "v.bin", binary=True)
+    data = (tmp_path / "v.bin").read_bytes()
+    (tmp_path / "cut.bin").write_bytes(data[:-6])
+    with pytest.raises(DeepzooError, match="truncated at word 2 of 2"):
+        KeyedVectors.load_word2vec_format(tmp_path / "cut.bin", binary=True)
+    (tmp_path / "bad.bin").write_bytes(b"two 4\n" + data.partition(b"\n")[2])
+    with pytest.raises(DeepzooError, match="line 1: expected the header"):
+        KeyedVectors.load_word2vec_format(tmp_path / "bad.bin", binary=True)
+    (tmp_path / "bad.txt").write_text("2 2\na 1 x\nb 1 2\n")
+    with pytest.raises(DeepzooError, match="line 2: not a number"):
+        KeyedVectors.load_word2vec_format(tmp_path / "bad.txt")
