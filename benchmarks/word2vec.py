@@ -5,7 +5,10 @@ min_count 5, 2 worker threads, 5 epochs, alpha 0.025 -> 0.0001. The corpus is PT
 it has at least ``--words`` words (10 million by default), written once to a temporary file that both
 libraries stream line by line (``--corpus PATH`` uses your own file instead).
 
-Each (library, model) pair trains in a fresh subprocess, so that its peak memory (max RSS) is its own.
+Each (library, model, seed) trains in a fresh subprocess, so that its peak memory (max RSS) is its own.
+With ``--seeds N`` every model trains N times per library (seeds 1..N); the table gives the mean and the
+spread of each figure, since one run's WordSim-353 Spearman (about 240 pairs in PTB's vocabulary) moves by
+a point or more from seed to seed.
 Timed: ``train`` only (vocabulary building is reported apart); deepzoo's kernel is compiled (or read from
 numba's cache) before the clock starts, as gensim's is compiled ahead. words/s = corpus words x epochs /
 training seconds, for both. Both sets of vectors are scored by the same code (deepzoo's KeyedVectors):
@@ -25,6 +28,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,14 +51,14 @@ def make_corpus(source: Path, words: int, dest: Path) -> int:
     return per_copy * copies
 
 
-def worker(lib: str, model: str, corpus: str, eval_dir: str, epochs: int) -> dict:
+def worker(lib: str, model: str, corpus: str, eval_dir: str, epochs: int, seed: int = 1) -> dict:
     """One training in this process; prints a JSON line."""
     params = {**SETTINGS, **MODELS[model], "epochs": epochs}
     if lib == "gensim":
         from gensim.models import Word2Vec as GensimW2V
         from gensim.models.word2vec import LineSentence
         sentences = LineSentence(corpus)
-        m = GensimW2V(**params, seed=1)
+        m = GensimW2V(**params, seed=seed)
         start = time.perf_counter()
         m.build_vocab(sentences)
         vocab_seconds = time.perf_counter() - start
@@ -69,7 +73,7 @@ def worker(lib: str, model: str, corpus: str, eval_dir: str, epochs: int) -> dic
         warm = Word2Vec(vector_size=8, min_count=1, workers=2, **{k: v for k, v in MODELS[model].items()})
         warm.build_vocab(ListCorpus([["a", "b", "c", "a"]] * 4)).train(ListCorpus([["a", "b", "c", "a"]] * 4))
         sentences = LineCorpus(corpus, "space")
-        m = Word2Vec(**{k: (bool(v) if k in ("sg", "hs") else v) for k, v in params.items()}, seed=1)
+        m = Word2Vec(**{k: (bool(v) if k in ("sg", "hs") else v) for k, v in params.items()}, seed=seed)
         start = time.perf_counter()
         m.build_vocab(sentences)
         vocab_seconds = time.perf_counter() - start
@@ -79,7 +83,7 @@ def worker(lib: str, model: str, corpus: str, eval_dir: str, epochs: int) -> dic
         words, vectors, corpus_words = m.words, m.syn0, m.corpus_words
     from deepzoo.models.keyedvectors import KeyedVectors
     kv = KeyedVectors(words, vectors)
-    result = {"lib": lib, "model": model, "corpus_words": int(corpus_words), "vocab": len(words),
+    result = {"lib": lib, "model": model, "seed": seed, "corpus_words": int(corpus_words), "vocab": len(words),
               "epochs": epochs, "vocab_seconds": round(vocab_seconds, 2), "train_seconds": round(seconds, 2),
               "words_per_s": round(corpus_words * epochs / seconds, 1),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
@@ -108,11 +112,12 @@ def main() -> None:
     p.add_argument("--big-words", type=int, default=50_000_000, help="0 skips the streaming check")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
-    p.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--seeds", type=int, default=1, help="trainings per library and model (default 1)")
+    p.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        lib, model, corpus, eval_dir, epochs = args.worker
-        print(json.dumps(worker(lib, model, corpus, "" if eval_dir == "-" else eval_dir, int(epochs))))
+        lib, model, corpus, eval_dir, epochs, seed = args.worker
+        print(json.dumps(worker(lib, model, corpus, "" if eval_dir == "-" else eval_dir, int(epochs), int(seed))))
         return
 
     from deepzoo.data import registry
@@ -135,31 +140,39 @@ def main() -> None:
             words = make_corpus(ptb, args.words, Path(corpus))
         runs = []
         for model in args.models.split(","):
-            for lib in libs:
-                r = run_worker(lib, model, corpus, eval_dir, args.epochs)
-                print(json.dumps(r), file=sys.stderr, flush=True)
-                runs.append(r)
+            for seed in range(1, args.seeds + 1):
+                for lib in libs:
+                    r = run_worker(lib, model, corpus, eval_dir, args.epochs, seed)
+                    print(json.dumps(r), file=sys.stderr, flush=True)
+                    runs.append(r)
         streaming = None
         if args.big_words and not args.corpus:
             big = str(Path(tmp) / "ptb-big.txt")
             big_words = make_corpus(ptb, args.big_words, Path(big))
-            small_run = run_worker("deepzoo", "skipgram-ns", corpus, "-", 1)
-            big_run = run_worker("deepzoo", "skipgram-ns", big, "-", 1)
+            small_run = run_worker("deepzoo", "skipgram-ns", corpus, "-", 1, 1)
+            big_run = run_worker("deepzoo", "skipgram-ns", big, "-", 1, 1)
             streaming = {"small_words": words, "big_words": big_words, "small_peak_rss_mb": small_run["peak_rss_mb"],
                          "big_peak_rss_mb": big_run["peak_rss_mb"],
                          "ratio": round(big_run["peak_rss_mb"] / small_run["peak_rss_mb"], 3)}
     table = {}
     for model in args.models.split(","):
-        pair = {r["lib"]: r for r in runs if r["model"] == model}
-        row = {"deepzoo": pair["deepzoo"]}
-        if "gensim" in pair:
-            d, g = pair["deepzoo"], pair["gensim"]
-            row.update(gensim=g, speed_ratio=round(d["words_per_s"] / g["words_per_s"], 3))
-            if "analogy_acc" in d:
-                row.update(analogy_points_vs_gensim=round(100 * (d["analogy_acc"] - g["analogy_acc"]), 2),
-                           ws353_points_vs_gensim=round(100 * (d["ws353_spearman"] - g["ws353_spearman"]), 2))
+        row = {}
+        for lib in libs:
+            mine = [r for r in runs if r["model"] == model and r["lib"] == lib]
+            row[lib] = {"runs": mine, **{f"mean_{k}": round(statistics.mean(r[k] for r in mine), 4)
+                                          for k in ("words_per_s", "analogy_acc", "ws353_spearman", "peak_rss_mb")
+                                          if k in mine[0]}}
+            if len(mine) > 1 and "ws353_spearman" in mine[0]:
+                row[lib]["stdev_ws353_spearman"] = round(statistics.stdev(r["ws353_spearman"] for r in mine), 4)
+                row[lib]["stdev_analogy_acc"] = round(statistics.stdev(r["analogy_acc"] for r in mine), 4)
+        if "gensim" in row:
+            d, g = row["deepzoo"], row["gensim"]
+            row["speed_ratio"] = round(d["mean_words_per_s"] / g["mean_words_per_s"], 3)
+            if "mean_analogy_acc" in d:
+                row["analogy_points_vs_gensim"] = round(100 * (d["mean_analogy_acc"] - g["mean_analogy_acc"]), 2)
+                row["ws353_points_vs_gensim"] = round(100 * (d["mean_ws353_spearman"] - g["mean_ws353_spearman"]), 2)
         table[model] = row
-    print(json.dumps({"benchmark": "word2vec vs gensim", "settings": SETTINGS, "corpus": corpus if args.corpus
+    print(json.dumps({"benchmark": "word2vec vs gensim", "settings": SETTINGS, "seeds": args.seeds, "corpus": corpus if args.corpus
                       else f"PTB train repeated to {words} words", "gensim": gensim_version, "models": table,
                       "streaming": streaming, "cpu_count": os.cpu_count(),
                       "machine": platform.processor() or platform.machine()}, indent=1))

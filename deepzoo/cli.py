@@ -96,6 +96,12 @@ def cmd_predict(args) -> None:
                   ", ".join(f"{k}: {v:.3f}" for k, v in top) + ")")
             if args.json:
                 print(json.dumps(result))
+        elif "neighbours" in result or "answers" in result:
+            items = result.get("neighbours") or result["answers"]
+            print(f"{result.get('analogy', result['input'])}  " +
+                  ", ".join(f"{r['word']} {r['cosine']:.3f}" for r in items))
+            if args.json:
+                print(json.dumps(result))
         else:
             print(json.dumps(result, indent=None if not args.json else 1))
 

@@ -12,7 +12,7 @@ from deepzoo.data.corpus import LineCorpus, ListCorpus
 from deepzoo.errors import DeepzooError
 from deepzoo.models import word2vec as w2v
 from deepzoo.models.keyedvectors import KeyedVectors, spearman
-from deepzoo.models.word2vec_fast import Word2Vec, _hierarchical, _negative
+from deepzoo.models.word2vec_fast import Word2Vec, _draw, _hierarchical, _negative, alias_table
 
 
 def test_keep_probability_is_gensims_formula():
@@ -28,6 +28,21 @@ def test_keep_probability_is_gensims_formula():
 def test_noise_distribution_flattens_frequencies():
     p = w2v.noise_distribution(np.array([81, 1]))
     assert p.sum() == pytest.approx(1.0) and p[0] / p[1] == pytest.approx(81 ** 0.75)
+
+
+def test_alias_table_draws_the_noise_distribution():
+    p = w2v.noise_distribution(np.array([500, 120, 40, 9, 3, 1, 1]))
+    threshold, alias = alias_table(p)
+    n = len(p)
+    implied = threshold / 2 ** 32 / n  # each column: its own word with its threshold, else its alias
+    for i in range(n):
+        implied[alias[i]] += (1 - threshold[i] / 2 ** 32) / n
+    np.testing.assert_allclose(implied, p, atol=1e-9)
+    state, draws = np.uint64(7), np.zeros(n)
+    for _ in range(50_000):
+        w, state = _draw(threshold, alias, state)
+        draws[w] += 1
+    np.testing.assert_allclose(draws / draws.sum(), p, atol=0.01)
 
 
 def test_huffman_codes_are_prefix_free_and_frequent_words_are_short():
@@ -53,8 +68,7 @@ def test_negative_sampling_update_equals_a_torch_sgd_step():
     V, D, alpha, word, noise_word = 12, 8, 0.05, 3, 7
     syn1neg = _tables(V, D, 1)
     l1 = _tables(1, D, 2)[0]
-    cum = np.zeros(V, dtype=np.int64)
-    cum[noise_word:] = 2 ** 31 - 1  # every draw is noise_word
+    threshold, alias = alias_table(np.eye(V)[noise_word])  # every draw is noise_word
     model = w2v.SkipGram(V, D)
     with torch.no_grad():
         model.out_embed.weight.copy_(torch.from_numpy(syn1neg))
@@ -62,7 +76,7 @@ def test_negative_sampling_update_equals_a_torch_sgd_step():
     loss = model.negative_sampling_loss(h[None], torch.tensor([word]), torch.tensor([[noise_word]]))
     loss.backward()
     work = np.zeros(D, dtype=np.float32)
-    kernel_loss, _ = _negative(l1.copy(), word, syn1neg, cum, 1, alpha, work, np.uint64(1))
+    kernel_loss, _ = _negative(l1.copy(), word, syn1neg, threshold, alias, 1, alpha, work, np.uint64(1))
     assert kernel_loss == pytest.approx(loss.item(), rel=1e-5)
     np.testing.assert_allclose(work, -alpha * h.grad.numpy(), rtol=1e-5, atol=1e-7)
     expected = model.out_embed.weight.detach() - alpha * model.out_embed.weight.grad

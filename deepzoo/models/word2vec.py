@@ -42,7 +42,9 @@ closest to queen).
 This file is the readable version: the vocabulary statistics, the Huffman tree, and both models with
 the losses written out in PyTorch (``SkipGram``, ``CBOW``, ``train_torch``). It is for learning and for
 small corpora; deepzoo/models/word2vec_fast.py runs the same updates compiled, for real corpora, and
-``tests/test_word2vec.py`` checks that the two make the same update.
+``tests/test_word2vec.py`` checks that the two make the same update for one prediction (negative
+sampling and hierarchical softmax). One difference: in CBOW, autograd gives each context vector its
+exact share of the gradient, while the compiled kernel follows word2vec.c and gensim (see there).
 """
 
 from __future__ import annotations
@@ -221,10 +223,9 @@ def train_torch(sentences: list[list[int]], counts: np.ndarray, dim: int = 50, w
     keep = torch.from_numpy(keep_probabilities(counts, sample))
     noise = torch.from_numpy(noise_distribution(counts))
     codes, points = huffman_tree(counts) if hs else ([], [])
-    total = sum(len(s) for s in sentences) * epochs
-    done, losses = 0, []
+    losses = []
     opt = torch.optim.SGD(model.parameters(), lr=alpha)
-    for _ in range(epochs):
+    for epoch in range(epochs):
         pairs = []
         for s in sentences:
             ids = torch.tensor(s, dtype=torch.long)
@@ -233,7 +234,6 @@ def train_torch(sentences: list[list[int]], counts: np.ndarray, dim: int = 50, w
                 pairs += [(o, c) for c, ctx in context_pairs(kept, window, gen) for o in ctx]
             else:
                 pairs += [(ctx, c) for c, ctx in context_pairs(kept, window, gen)]
-            done += len(s)
         order = torch.randperm(len(pairs), generator=gen).tolist()
         epoch_loss, n = 0.0, 0
         for start in range(0, len(pairs), batch_size):
@@ -253,10 +253,11 @@ def train_torch(sentences: list[list[int]], counts: np.ndarray, dim: int = 50, w
             if hs:
                 loss = loss + model.hierarchical_softmax_loss(h, *path_tensors(targets, codes, points))
             for group in opt.param_groups:  # linear decay over all words of all epochs
-                group["lr"] = max(alpha - (alpha - min_alpha) * done / total, min_alpha)
+                progress = (epoch + start / len(pairs)) / epochs
+                group["lr"] = max(alpha - (alpha - min_alpha) * progress, min_alpha)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            epoch_loss, n = epoch_loss + float(loss), n + len(batch)
+            epoch_loss, n = epoch_loss + loss.item(), n + len(batch)
         losses.append(epoch_loss / max(n, 1))
     return model, losses

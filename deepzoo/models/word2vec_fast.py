@@ -15,7 +15,10 @@ machine. That is the tool chosen here.
 Conventions follow word2vec.c and gensim: a linear congruential generator per chunk (the same
 ``r = r * 25214903917 + 11``) for subsampling, window shrinking and negative draws; the learning
 rate falls linearly with the number of raw corpus words processed; in skip-gram the context word's
-input vector predicts the centre word; in CBOW the mean (or sum) of the context vectors predicts it.
+input vector predicts the centre word; in CBOW the mean (or sum) of the context vectors predicts it,
+and every context vector then receives the whole update computed for that mean (with the sum, the
+update divided by the number of context words). That is word2vec.c's and gensim's rule, the one their
+published results use; the exact gradient of the mean would be 1/count of it (and of the sum, all of it).
 Unlike word2vec.c, the sigmoid is computed exactly (clipped at |x| = 20) rather than read from a
 1,000-entry table.
 
@@ -48,34 +51,74 @@ def _sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
+# Rows are 1-D float32 views; keeping every scalar float32 lets LLVM vectorise these loops (SIMD).
+
+@njit(cache=True, inline="always", fastmath=True)
+def _dot(a, b):
+    s = np.float32(0.0)
+    for k in range(a.shape[0]):
+        s += a[k] * b[k]
+    return s
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def _axpy(g, x, y):
+    """y += g * x"""
+    for k in range(x.shape[0]):
+        y[k] += g * x[k]
+
+
+def alias_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias method (Vose's construction) for drawing from a discrete distribution ``p`` in
+    O(1): column i of n equal columns holds word i with probability threshold[i] / 2^32 and word
+    alias[i] otherwise. (word2vec.c reads a 10^8-entry table instead; gensim bisects a cumulative table,
+    O(log V) per draw.) Returns (threshold uint64, alias int32)."""
+    n = len(p)
+    scaled = np.asarray(p, dtype=np.float64) * n / np.sum(p)
+    threshold = np.ones(n)
+    alias = np.arange(n, dtype=np.int32)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, big = small.pop(), large.pop()
+        threshold[s], alias[s] = scaled[s], big
+        scaled[big] -= 1.0 - scaled[s]
+        (small if scaled[big] < 1.0 else large).append(big)
+    return np.minimum(np.round(threshold * 2 ** 32), 2 ** 32).astype(np.uint64), alias
+
+
+@njit(cache=True, inline="always")
+def _draw(threshold, alias, state):
+    """One draw from the alias table: a column uniformly, then the column's coin."""
+    state = _next(state)
+    column = (state >> np.uint64(16)) % np.uint64(threshold.shape[0])
+    state = _next(state)
+    if (state >> np.uint64(16)) & np.uint64(0xFFFFFFFF) < threshold[column]:
+        return np.int64(column), state
+    return np.int64(alias[column]), state
+
+
 @njit(cache=True, fastmath=True)
-def _negative(l1, word, syn1neg, cum_table, negative, alpha, work, state, with_loss=True):
+def _negative(l1, word, syn1neg, threshold, alias, negative, alpha, work, state, with_loss=True):
     """One positive (``word``, label 1) and ``negative`` noise words (label 0) drawn from the unigram^0.75
-    table, each a logistic regression on dot(l1, output vector). Updates the output vectors, adds the
-    gradient for l1 into ``work``; returns (loss, state)."""
+    distribution, each a logistic regression on dot(l1, output vector). Updates the output vectors, adds
+    the gradient for l1 into ``work``; returns (loss, state)."""
     loss = 0.0
-    dim = l1.shape[0]
-    n_table = cum_table.shape[0]
     for d in range(negative + 1):
         if d == 0:
-            target, label = word, 1.0
+            target, label = np.int64(word), np.float32(1.0)
         else:
-            state = _next(state)
-            r = (state >> np.uint64(16)) % np.uint64(cum_table[n_table - 1])
-            target = np.searchsorted(cum_table, r, side="right")
+            target, state = _draw(threshold, alias, state)
             if target == word:
                 continue
-            label = 0.0
-        f = 0.0
-        for k in range(dim):
-            f += l1[k] * syn1neg[target, k]
-        p = _sigmoid(f)
+            label = np.float32(0.0)
+        row = syn1neg[target]
+        p = _sigmoid(_dot(l1, row))
         if with_loss:
             loss -= math.log(p + 1e-12) if label == 1.0 else math.log(1.0 - p + 1e-12)
-        g = (label - p) * alpha
-        for k in range(dim):
-            work[k] += g * syn1neg[target, k]
-            syn1neg[target, k] += g * l1[k]
+        g = np.float32((label - p) * alpha)
+        _axpy(g, row, work)      # the gradient for l1, with the output vector before its update
+        _axpy(g, l1, row)
     return loss, state
 
 
@@ -84,25 +127,20 @@ def _hierarchical(l1, word, syn1, points, codes, lengths, alpha, work, with_loss
     """Walk ``word``'s Huffman path: at each inner node a logistic regression decides left (code 0) or
     right (code 1), p(right) = sigmoid(dot(l1, node vector)). Returns the loss -log p(word)."""
     loss = 0.0
-    dim = l1.shape[0]
     for step in range(lengths[word]):
-        node = points[word, step]
-        f = 0.0
-        for k in range(dim):
-            f += l1[k] * syn1[node, k]
-        p = _sigmoid(f)
-        label = 1.0 - codes[word, step]  # word2vec.c's convention: target 1 - code
+        row = syn1[points[word, step]]
+        p = _sigmoid(_dot(l1, row))
+        label = np.float32(1.0 - codes[word, step])  # word2vec.c's convention: target 1 - code
         if with_loss:
             loss -= math.log(p + 1e-12) if label == 1.0 else math.log(1.0 - p + 1e-12)
-        g = (label - p) * alpha
-        for k in range(dim):
-            work[k] += g * syn1[node, k]
-            syn1[node, k] += g * l1[k]
+        g = np.float32((label - p) * alpha)
+        _axpy(g, row, work)
+        _axpy(g, l1, row)
     return loss
 
 
 @njit(cache=True, fastmath=True)
-def train_chunk(words, sent_starts, syn0, syn1neg, syn1, keep, cum_table, points, codes, lengths,
+def train_chunk(words, sent_starts, syn0, syn1neg, syn1, keep, threshold, alias, points, codes, lengths,
                 sg, hs, negative, window, cbow_mean, alpha_start, alpha_end, words_before, words_total,
                 seed, with_loss):
     """Train on the sentences ``words[sent_starts[s]:sent_starts[s + 1]]``; returns (loss sum, pairs
@@ -139,10 +177,10 @@ def train_chunk(words, sent_starts, syn0, syn1neg, syn1, keep, cum_table, points
                     if hs:
                         loss += _hierarchical(l1, word, syn1, points, codes, lengths, alpha, work, with_loss)
                     if negative > 0:
-                        part, state = _negative(l1, word, syn1neg, cum_table, negative, alpha, work, state, with_loss)
+                        part, state = _negative(l1, word, syn1neg, threshold, alias, negative, alpha, work, state,
+                                                with_loss)
                         loss += part
-                    for k in range(dim):
-                        l1[k] += work[k]
+                    _axpy(np.float32(1.0), work, l1)
                     trained += 1
             else:
                 neu1[:] = 0.0
@@ -150,33 +188,30 @@ def train_chunk(words, sent_starts, syn0, syn1neg, syn1, keep, cum_table, points
                 for j in range(lo, hi):
                     if j != i:
                         count += 1
-                        for k in range(dim):
-                            neu1[k] += syn0[buf[j], k]
+                        _axpy(np.float32(1.0), syn0[buf[j]], neu1)
                 if count == 0:
                     continue
                 if cbow_mean:
-                    for k in range(dim):
-                        neu1[k] /= count
+                    neu1 /= np.float32(count)
                 work[:] = 0.0
                 if hs:
                     loss += _hierarchical(neu1, word, syn1, points, codes, lengths, alpha, work, with_loss)
                 if negative > 0:
-                    part, state = _negative(neu1, word, syn1neg, cum_table, negative, alpha, work, state, with_loss)
+                    part, state = _negative(neu1, word, syn1neg, threshold, alias, negative, alpha, work, state,
+                                            with_loss)
                     loss += part
                 if not cbow_mean:  # the sum's gradient is shared out over the summed vectors
-                    for k in range(dim):
-                        work[k] /= count
+                    work /= np.float32(count)
                 for j in range(lo, hi):
                     if j != i:
-                        for k in range(dim):
-                            syn0[buf[j], k] += work[k]
+                        _axpy(np.float32(1.0), work, syn0[buf[j]])
                 trained += 1
     return loss, trained, kept_total
 
 
 @njit(cache=True, parallel=True)
-def train_chunks(words, sent_starts, chunk_bounds, syn0, syn1neg, syn1, keep, cum_table, points, codes,
-                 lengths, sg, hs, negative, window, cbow_mean, alpha_start, alpha_end, words_before,
+def train_chunks(words, sent_starts, chunk_bounds, syn0, syn1neg, syn1, keep, threshold, alias, points,
+                 codes, lengths, sg, hs, negative, window, cbow_mean, alpha_start, alpha_end, words_before,
                  words_total, seed, with_loss):
     """Train the chunks ``sent_starts[chunk_bounds[c]:chunk_bounds[c + 1] + 1]`` in parallel threads that
     share the tables (Hogwild). Returns per-chunk (loss, trained, kept) as a [C, 3] array."""
@@ -184,8 +219,8 @@ def train_chunks(words, sent_starts, chunk_bounds, syn0, syn1neg, syn1, keep, cu
     out = np.zeros((n_chunks, 3), dtype=np.float64)
     for c in prange(n_chunks):
         starts = sent_starts[chunk_bounds[c]:chunk_bounds[c + 1] + 1]
-        loss, trained, kept = train_chunk(words, starts, syn0, syn1neg, syn1, keep, cum_table, points, codes,
-                                          lengths, sg, hs, negative, window, cbow_mean, alpha_start,
+        loss, trained, kept = train_chunk(words, starts, syn0, syn1neg, syn1, keep, threshold, alias, points,
+                                          codes, lengths, sg, hs, negative, window, cbow_mean, alpha_start,
                                           alpha_end, words_before, words_total,
                                           seed * 1000003 + c * 7919 + 1, with_loss)
         out[c, 0], out[c, 1], out[c, 2] = loss, trained, kept
@@ -240,8 +275,7 @@ class Word2Vec:
         self.index = {w: i for i, w in enumerate(self.words)}
         V, D = len(self.words), self.vector_size
         self.keep = np.minimum(np.round(keep_probabilities(self.counts, self.sample) * 2 ** 32), 2 ** 32).astype(np.uint64)
-        weights = self.counts.astype(np.float64) ** self.ns_exponent
-        self.cum_table = np.round(np.cumsum(weights) / weights.sum() * (2 ** 31 - 1)).astype(np.int64)
+        self.noise_threshold, self.noise_alias = alias_table(self.counts.astype(np.float64) ** self.ns_exponent)
         codes, points = huffman_tree(self.counts) if self.hs else ([[]] * V, [[]] * V)
         depth = max(1, max(len(c) for c in codes))
         self.codes = np.zeros((V, depth), dtype=np.int8)
@@ -303,7 +337,7 @@ class Word2Vec:
                 cuts = np.searchsorted(np.cumsum(sizes), np.linspace(0, len(ids), n_chunks + 1)[1:-1])
                 bounds = np.unique(np.concatenate([[0], cuts, [len(sizes)]])).astype(np.int64)
                 out = train_chunks(ids, starts, bounds, self.syn0, self.syn1neg, self.syn1, self.keep,
-                                   self.cum_table, self.points, self.codes, self.lengths, self.sg, self.hs,
+                                   self.noise_threshold, self.noise_alias, self.points, self.codes, self.lengths, self.sg, self.hs,
                                    self.negative, self.window, self.cbow_mean, self.alpha, self.min_alpha,
                                    epoch * per_epoch + done, total,
                                    self.seed * 100_003 + epoch * 1_009 + job, self.compute_loss)

@@ -4,7 +4,10 @@
     tokenise       English: lower-case words; Chinese: jieba word segmentation (or characters)
     vocabulary     tokens seen at least data.min_freq times in *training* text, plus <pad> and <unk>
     ids            each text -> a list of token ids, padded per batch (length-bucketed batches)
-    model          RNN / GRU / LSTM / BiLSTM (deepzoo/models/rnn.py) or TextCNN (deepzoo/models/textcnn.py)
+    model          RNN / GRU / LSTM / BiLSTM (deepzoo/models/rnn.py) or TextCNN (deepzoo/models/textcnn.py),
+                   on an embedding with word dropout (deepzoo/models/embedding.py, ``model.word_dropout``);
+                   ``model.vectors`` fills it with pretrained word vectors (a word2vec file, or the run
+                   folder of a word2vec recipe), fine-tuned or, with ``model.freeze_vectors``, frozen
     train          cross-entropy, Adam, gradient clipping (the engine)
     validate       accuracy on the validation split picks the best epoch
     test           accuracy of the best epoch on the test split, once
@@ -201,7 +204,7 @@ DATA = {"dataset": "sst2", "sample": False, "path": "", "text_column": "text", "
         "skip_bad_rows": False, "tokenizer": "en", "min_freq": 1, "max_len": 0, "batch_size": 64,
         "split_seed": 0}
 MODEL = {"arch": "lstm", "embed_dim": 128, "hidden": 128, "layers": 1, "bidirectional": False,
-         "dropout": 0.5, "word_dropout": 0.0, "pool": "last", "widths": [3, 4, 5], "filters": 100,
+         "dropout": 0.5, "word_dropout": 0.1, "pool": "last", "widths": [3, 4, 5], "filters": 100,
          "vectors": "", "freeze_vectors": False, "impl": "torch"}
 OPTIM = {"name": "adam", "lr": 2e-3, "schedule": "cosine", "weight_decay": 0.0}
 TRAIN = {"epochs": 6, "clip_grad_norm": 5.0}

@@ -11,10 +11,12 @@ import torch
 
 
 def format_metric(name: str, value: float | None) -> str:
-    """Accuracies as percentages, everything else with four decimals."""
+    """Accuracies as percentages, counts as integers, everything else with four decimals."""
     if value is None:
         return "-"
-    return f"{100 * value:.2f}%" if name.endswith("acc") else f"{value:.4f}"
+    if name.endswith("acc"):
+        return f"{100 * value:.2f}%"
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
 
 
 class Metric:

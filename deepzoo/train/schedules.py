@@ -6,7 +6,7 @@ single formula and its whole state is the global step, which the checkpoint alre
 
 =============  ==============================================
 constant       1
-step           gamma ** floor(e / step_size)     e = max(0, epoch - decay_start)
+step           gamma ** floor(e / step_size)     e = max(0, epoch - decay_start), epoch from 0
 exponential    gamma ** e                        (StepLR with step_size 1)
 linear         1 - t
 cosine         min + (1 - min) * (1 + cos(pi t)) / 2
