@@ -12,7 +12,9 @@ def test_every_recipe_has_quick_preset_and_reference():
     names = [r.name for r in recipes.all_recipes()]
     assert {"mlp-mnist", "cnn-mnist", "logreg-binary", "mlp-regression"} <= set(names)
     for r in recipes.all_recipes():
-        assert "quick" in r.presets and r.reference.source and r.reference.metric.startswith("test_")
+        assert "quick" in r.presets and r.reference.source
+        # engine recipes are judged on their test split; word vectors on their evaluation sets
+        assert r.reference.metric.startswith("test_") or (r.fit is not None and r.evaluate is not None)
 
 
 def test_ols_peer_reference_is_what_the_recipe_claims():

@@ -148,7 +148,7 @@ def test_torch_training_separates_two_topics():
     words, counts = w2v.build_vocab(w2v.count_words(corpus)[0], min_count=1)
     index = {w: i for i, w in enumerate(words)}
     model, losses = w2v.train_torch([[index[w] for w in s] for s in corpus], counts, dim=16, window=3,
-                                    sample=0, epochs=3, alpha=0.05)
+                                    sample=0, epochs=3, alpha=0.025, batch_size=8)
     assert losses[-1] < losses[0]
     wv = KeyedVectors(words, model.in_embed.weight.detach().numpy())
     assert wv.similarity("cat", "dog") > wv.similarity("cat", "iron")

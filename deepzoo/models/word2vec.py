@@ -214,7 +214,9 @@ def train_torch(sentences: list[list[int]], counts: np.ndarray, dim: int = 50, w
     """Train on id sentences with plain SGD, batch by batch; return the model and the mean loss per epoch.
 
     The loss of a batch is summed over its pairs, so an SGD step at rate alpha moves each row as
-    word2vec.c's per-pair updates would (up to the order of the updates within a batch).
+    word2vec.c's per-pair updates would (up to the order of the updates within a batch). A word that
+    occurs in many pairs of one batch gets all their updates at once, so with a tiny vocabulary keep the
+    batches small.
     """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
