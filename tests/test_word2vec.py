@@ -271,6 +271,11 @@ def test_word2vec_text_on_a_users_folder_and_chinese_quick(tmp_path):
     assert top in {"iron", "zinc", "lead", "tin"}
     zh = train("word2vec-chinese", preset="quick", out=tmp_path / "zh", progress=False, log=lambda *_: None)
     assert zh["results"]["vocab_size"] > 100
+    from conftest import run_deepzoo
+    out = run_deepzoo("predict", str(tmp_path / "run"), "gold", "cat:dog::iron:?", check=True).stdout.splitlines()
+    assert out[0].startswith("gold  ") and out[1].startswith("cat : dog :: iron : ?  ")
+    bad = run_deepzoo("predict", str(tmp_path / "run"), "unicorn")
+    assert bad.returncode == 2 and "'unicorn' is not in the vocabulary" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_truncated_or_corrupted_vectors_are_clear_errors(tmp_path):
