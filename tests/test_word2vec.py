@@ -291,3 +291,13 @@ def test_truncated_or_corrupted_vectors_are_clear_errors(tmp_path):
     (tmp_path / "bad.txt").write_text("2 2\na 1 x\nb 1 2\n")
     with pytest.raises(DeepzooError, match="line 2: not a number"):
         KeyedVectors.load_word2vec_format(tmp_path / "bad.txt")
+
+
+def test_chinese_vectors_are_not_scored_on_the_english_sets(shared_data):
+    from deepzoo import recipes
+    from deepzoo.recipes.word2vec import evaluate
+    kv = KeyedVectors(["好", "差", "服务"], np.eye(3, 4, dtype=np.float32))
+    cfg = recipes.get("word2vec-chinese").full_defaults()
+    assert evaluate(kv, cfg, shared_data) == {"vocab_size": 3}
+    cfg = recipes.get("word2vec-ptb").full_defaults()
+    assert "analogy_acc" in evaluate(kv, cfg, shared_data)

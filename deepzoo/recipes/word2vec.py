@@ -37,7 +37,6 @@ MODEL_KEYS = ("vector_size", "window", "min_count", "sg", "hs", "negative", "ns_
 @dataclass
 class Job:
     corpus: object
-    english: bool
     description: str
     data_dir: object = None
 
@@ -58,7 +57,7 @@ def build(cfg: dict, data_dir) -> Job:
         else:
             from deepzoo.data import registry
             path = registry.locate("ptb", data_dir) / "ptb.train.txt"
-        return Job(LineCorpus(path, "space"), True, f"PTB train ({path.name})", data_dir)
+        return Job(LineCorpus(path, "space"), f"PTB train ({path.name})", data_dir)
     if d["corpus"] == "chinese":
         from deepzoo.data.text import get_tokenizer
         from deepzoo.recipes.text import read_splits
@@ -67,13 +66,12 @@ def build(cfg: dict, data_dir) -> Job:
             sub = {"data": {"dataset": name, "sample": d["sample"], "split_seed": 0, "path": ""}}
             texts += read_splits(sub, data_dir)[0]["train"][0]
         tokenize = get_tokenizer("zh")
-        return Job(ListCorpus([t for t in (tokenize(x) for x in texts) if t]), False,
+        return Job(ListCorpus([t for t in (tokenize(x) for x in texts) if t]),
                    f"ChnSentiCorp + waimai_10k training reviews ({len(texts)})", data_dir)
     if d["corpus"] == "path":
         if not d["path"]:
             raise DeepzooError("data.path: give a text file or folder, e.g. --set data.path=corpus.txt")
-        return Job(LineCorpus(d["path"], d["tokenizer"]), d["tokenizer"] in ("en", "space"), str(d["path"]),
-                   data_dir)
+        return Job(LineCorpus(d["path"], d["tokenizer"]), str(d["path"]), data_dir)
     raise DeepzooError(f"data.corpus: unknown corpus '{d['corpus']}' (ptb, chinese, path)")
 
 
@@ -99,7 +97,7 @@ def fit(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics)
     seconds = time.perf_counter() - start
     kv = model.wv
     kv.save_word2vec_format(run_dir / "vectors.bin", binary=True)
-    return {"results": evaluate(kv, cfg, job.data_dir, english=job.english), "epochs_run": cfg["train"]["epochs"],
+    return {"results": evaluate(kv, cfg, job.data_dir), "epochs_run": cfg["train"]["epochs"],
             "train_seconds": seconds, "parameters": int(model.syn0.size + model.syn1neg.size + model.syn1.size)}
 
 
@@ -111,12 +109,16 @@ def load(run_dir: Path, cfg: dict):
     return KeyedVectors.load_word2vec_format(path, binary=True)
 
 
-def evaluate(kv, cfg: dict, data_dir, english: bool | None = None) -> dict:
+def _english(cfg: dict) -> bool:
+    """Whether the corpus is English text, which the English evaluation sets can score."""
+    d = cfg["data"]
+    return d["corpus"] == "ptb" or (d["corpus"] == "path" and d["tokenizer"] in ("en", "space"))
+
+
+def evaluate(kv, cfg: dict, data_dir) -> dict:
     """Vocabulary size, and for English vectors the analogy accuracy and the word-similarity scores."""
     results = {"vocab_size": len(kv)}
-    if english is None:
-        english = cfg["data"]["corpus"] == "ptb" or cfg["data"]["tokenizer"] in ("en", "space")
-    folder = _eval_folder(data_dir) if english else None
+    folder = _eval_folder(data_dir) if _english(cfg) else None
     if folder is None:
         return results
     restrict = cfg["eval"]["restrict_vocab"]
