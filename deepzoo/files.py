@@ -48,3 +48,11 @@ def atomic_write_json(path: Path, obj: Any, indent: int = 2) -> None:
     """JSON, UTF-8, non-ASCII characters kept as they are (a Chinese vocabulary stays readable)."""
     text = json.dumps(obj, indent=indent, sort_keys=isinstance(obj, dict), ensure_ascii=False)
     atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def append_jsonl(path: Path, row: Any) -> None:
+    """Append one JSON line and flush it to disk (a killed run keeps every line written before)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

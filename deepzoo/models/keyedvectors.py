@@ -124,16 +124,22 @@ class KeyedVectors:
 
     # --- evaluation -------------------------------------------------------------------------------
 
+    def _lookup(self, restrict_vocab: int, case_insensitive: bool) -> tuple[int, dict[str, int]]:
+        """The first ``restrict_vocab`` words (upper-cased if ``case_insensitive``; the most frequent
+        spelling wins) -> their index, and how many words that is."""
+        limit = min(restrict_vocab, len(self))
+        lookup: dict[str, int] = {}
+        for i, w in enumerate(self.index_to_key[:limit]):
+            lookup.setdefault(w.upper() if case_insensitive else w, i)
+        return limit, lookup
+
     def evaluate_word_analogies(self, path: str | os.PathLike, restrict_vocab: int = 300_000,
                                 case_insensitive: bool = True) -> dict:
         """Accuracy on analogy questions ``a b c d`` (sections start with ``: name``), as gensim: only the
         first ``restrict_vocab`` words are candidates, and a question with a word outside them is skipped
         (counted in ``skipped``). Returns overall and per-section accuracy."""
         path = Path(path)
-        limit = min(restrict_vocab, len(self))
-        lookup = {}
-        for i, w in enumerate(self.index_to_key[:limit]):
-            lookup.setdefault(w.upper() if case_insensitive else w, i)
+        limit, lookup = self._lookup(restrict_vocab, case_insensitive)
         u = self.unit_vectors()[:limit]
         sections, current, skipped = [], None, 0
         for number, line in enumerate(_read_lines(path), 1):
@@ -171,10 +177,7 @@ class KeyedVectors:
         ``word1 <TAB> word2 <TAB> score`` lines (``#`` lines are comments). Pairs with a word outside the
         first ``restrict_vocab`` words are left out and counted (``oov_ratio``), as gensim does."""
         path = Path(path)
-        limit = min(restrict_vocab, len(self))
-        lookup = {}
-        for i, w in enumerate(self.index_to_key[:limit]):
-            lookup.setdefault(w.upper() if case_insensitive else w, i)
+        _, lookup = self._lookup(restrict_vocab, case_insensitive)
         u = self.unit_vectors()
         model, human, oov, pairs = [], [], 0, 0
         for number, line in enumerate(_read_lines(path), 1):

@@ -139,6 +139,22 @@ def _hierarchical(l1, word, syn1, points, codes, lengths, alpha, work, with_loss
     return loss
 
 
+@njit(cache=True, inline="always", fastmath=True)
+def _predict(h, word, syn1, points, codes, lengths, syn1neg, threshold, alias, hs, negative, alpha, work,
+             state, with_loss):
+    """Predict ``word`` from the hidden vector ``h`` (a context word's vector in skip-gram, the context
+    mean or sum in CBOW) by hierarchical softmax and/or negative sampling; the gradient for ``h`` is left
+    in ``work``. Returns (loss, state)."""
+    work[:] = 0.0
+    loss = 0.0
+    if hs:
+        loss += _hierarchical(h, word, syn1, points, codes, lengths, alpha, work, with_loss)
+    if negative > 0:
+        part, state = _negative(h, word, syn1neg, threshold, alias, negative, alpha, work, state, with_loss)
+        loss += part
+    return loss, state
+
+
 @njit(cache=True, fastmath=True)
 def train_chunk(words, sent_starts, syn0, syn1neg, syn1, keep, threshold, alias, points, codes, lengths,
                 sg, hs, negative, window, cbow_mean, alpha_start, alpha_end, words_before, words_total,
@@ -173,13 +189,9 @@ def train_chunk(words, sent_starts, syn0, syn1neg, syn1, keep, threshold, alias,
                     if j == i:
                         continue
                     l1 = syn0[buf[j]]
-                    work[:] = 0.0
-                    if hs:
-                        loss += _hierarchical(l1, word, syn1, points, codes, lengths, alpha, work, with_loss)
-                    if negative > 0:
-                        part, state = _negative(l1, word, syn1neg, threshold, alias, negative, alpha, work, state,
-                                                with_loss)
-                        loss += part
+                    part, state = _predict(l1, word, syn1, points, codes, lengths, syn1neg, threshold, alias,
+                                           hs, negative, alpha, work, state, with_loss)
+                    loss += part
                     _axpy(np.float32(1.0), work, l1)
                     trained += 1
             else:
@@ -193,13 +205,9 @@ def train_chunk(words, sent_starts, syn0, syn1neg, syn1, keep, threshold, alias,
                     continue
                 if cbow_mean:
                     neu1 /= np.float32(count)
-                work[:] = 0.0
-                if hs:
-                    loss += _hierarchical(neu1, word, syn1, points, codes, lengths, alpha, work, with_loss)
-                if negative > 0:
-                    part, state = _negative(neu1, word, syn1neg, threshold, alias, negative, alpha, work, state,
-                                            with_loss)
-                    loss += part
+                part, state = _predict(neu1, word, syn1, points, codes, lengths, syn1neg, threshold, alias,
+                                       hs, negative, alpha, work, state, with_loss)
+                loss += part
                 if not cbow_mean:  # the sum's gradient is shared out over the summed vectors
                     work /= np.float32(count)
                 for j in range(lo, hi):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from deepzoo.errors import DeepzooError
 from deepzoo.files import fsync_dir, atomic_write_json
@@ -160,8 +160,8 @@ def read_latest(ckpt_root: Path) -> dict | None:
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     """The state dict saved by ``save_weights``, shared tensors under all their names again."""
     try:
-        tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
             aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
     except (SafetensorError, OSError, json.JSONDecodeError) as e:
         raise DeepzooError(f"cannot read weights {path}: {e}") from None

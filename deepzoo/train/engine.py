@@ -20,7 +20,6 @@ generators and early-stopping state, so a killed run ends with the same weights 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from tqdm.auto import tqdm
 from deepzoo.data.batches import Batches
 from deepzoo.errors import DeepzooError, TrainingDiverged
 from deepzoo.nn import optimizer_class
-from deepzoo.files import atomic_write_bytes
+from deepzoo.files import append_jsonl, atomic_write_bytes
 from deepzoo.train import checkpoint
 from deepzoo.train.metrics import Metric
 from deepzoo.train.schedules import lr_factor
@@ -213,7 +212,7 @@ class Trainer:
                 self.bad_epochs += 1
                 self.stopped_early = patience > 0 and self.bad_epochs >= patience
             row = {"epoch": self.epoch, "step": self.step, **row, "train_seconds": round(self.train_seconds, 3)}
-            self._append_metrics(row)
+            append_jsonl(self.metrics_path, row)
             self._save(best=improved)
             self.log(self._format(row))
             for callback in self.callbacks:
@@ -230,12 +229,6 @@ class Trainer:
                 parts.append(f"{k} {v:.3e}" if k == "lr" else f"{k} {v:.4f}")
         parts.append(f"{row['train_seconds']:.1f}s")
         return "  ".join(parts)
-
-    def _append_metrics(self, row: dict) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
 
     def _state(self) -> dict:
         return {"epoch": self.epoch, "step": self.step, "train_seconds": self.train_seconds,

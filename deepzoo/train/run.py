@@ -9,7 +9,6 @@ These functions are what the command line calls; they are equally usable from Py
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from deepzoo import config as cfglib
 from deepzoo import recipes
 from deepzoo.errors import DeepzooError
 from deepzoo.report.plots import plot_curves
-from deepzoo.files import atomic_write_json
+from deepzoo.files import append_jsonl, atomic_write_json
 from deepzoo.train import checkpoint
 from deepzoo.train.engine import Trainer, count_parameters, read_metrics
 
@@ -102,7 +101,7 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), ta
             raise DeepzooError(f"{recipe.name} runs cannot be resumed (an epoch takes seconds); "
                                f"train again into a new folder")
         out = recipe.fit(task, cfg, run_dir, progress=progress, log=log,
-                         append_metrics=lambda row: _append_jsonl(run_dir / "metrics.jsonl", row))
+                         append_metrics=lambda row: append_jsonl(run_dir / "metrics.jsonl", row))
         return _summary(recipe, out["results"], run_dir, cfg, epochs_run=out["epochs_run"],
                         best_epoch=out["epochs_run"], stopped_early=False, train_seconds=out["train_seconds"],
                         parameters=out["parameters"], device="cpu")
@@ -118,12 +117,6 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), ta
                     stopped_early=trainer.stopped_early, train_seconds=trainer.train_seconds,
                     parameters=count_parameters(trainer.model), device=str(trainer.device))
 
-
-def _append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def train(recipe_name: str, preset: str | None = None, config_file=None, sets=(), epochs=None, seed=None,
