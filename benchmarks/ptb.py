@@ -31,7 +31,8 @@ import torch
 
 from deepzoo import config as cfglib
 from deepzoo import recipes
-from deepzoo.train.run import read_run, train
+from deepzoo.errors import DeepzooError
+from deepzoo.train.run import read_default_run, train
 
 REFERENCE = {"test_ppl": 114.5, "valid_ppl": 120.7, "source": "Zaremba, Sutskever & Vinyals 2014, small LSTM",
              "url": "https://arxiv.org/abs/1409.2329"}
@@ -98,13 +99,10 @@ def main() -> None:
     result = {"benchmark": "lstm-ptb", "reference": REFERENCE, "bar_test_ppl": BAR_TEST_PPL}
     if not args.skip_training:
         if args.run:
-            run_dir, meta, _, _ = read_run(args.run)
-            defaults = recipe.full_defaults()
-            if meta["config"] != defaults or meta.get("preset"):
-                changed = sorted(k for k, v in cfglib.flatten(meta["config"]).items()
-                                 if cfglib.flatten(defaults).get(k) != v)
-                sys.exit(f"{run_dir}: not the default config (differs in {', '.join(changed) or 'preset'})")
-            summary = json.loads((run_dir / "summary.json").read_text())
+            try:
+                run_dir, summary = read_default_run(args.run, recipe.name)
+            except DeepzooError as e:
+                sys.exit(f"error: {e}")
         else:
             run_dir = Path(tempfile.mkdtemp(prefix="bench-ptb-"))
             summary = train("lstm-ptb", out=run_dir, data_dir=args.data_dir, progress=False,

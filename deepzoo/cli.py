@@ -25,6 +25,7 @@ examples:
   deepzoo predict RUN_DIR digit.png              classify an image with a trained run
   deepzoo experiment vanishing                   gradient vs distance for RNN, GRU, LSTM (plot + table)
   deepzoo experiment cnn-vs-rnn --quick          TextCNN vs recurrent nets: parameters, speed, accuracy
+  deepzoo experiment seq-throughput              LSTM vs Transformer: tokens/s as sequences grow
 """
 
 
@@ -89,8 +90,18 @@ def cmd_eval(args) -> None:
 
 def cmd_predict(args) -> None:
     from deepzoo.train.run import predict
-    for result in predict(args.run_dir, args.inputs, data_dir=args.data_dir):
-        if "probabilities" in result:
+    options = {"length": args.length, "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed,
+               "beam": args.beam}
+    for result in predict(args.run_dir, args.inputs, data_dir=args.data_dir, options=options):
+        if "text" in result:                                                   # generated text
+            print(result["input"] + result["text"])
+            if args.json:
+                print(json.dumps(result))
+        elif "translation" in result:
+            print(result["translation"])
+            if args.json:
+                print(json.dumps(result))
+        elif "probabilities" in result:
             top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
             print(f"{result['input']}: class {result['class']}  (" +
                   ", ".join(f"{k}: {v:.3f}" for k, v in top) + ")")
@@ -128,6 +139,14 @@ def cmd_experiment_cnn_vs_rnn(args) -> None:
                             progress=not args.quiet)
     print(cnn_vs_rnn.format_table(result))
     print(f"plot and data: {args.out}/cnn_vs_rnn.png, {args.out}/cnn_vs_rnn.json (one run folder per net)")
+
+
+def cmd_experiment_seq_throughput(args) -> None:
+    from deepzoo.experiments import seq_throughput
+    result = seq_throughput.run(args.out, lengths=args.lengths, batch=args.batch, width=args.width,
+                                steps=args.steps)
+    print(seq_throughput.format_table(result))
+    print(f"plot and data: {args.out}/seq_throughput.png, {args.out}/seq_throughput.json")
 
 
 def cmd_data_list(args) -> None:
@@ -187,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.add_argument("inputs", nargs="+", metavar="INPUT")
     s.add_argument("--json", action="store_true", help="also print the full result as JSON")
+    g = s.add_argument_group("generation (text models: gpt-shakespeare, transformer-multi30k)")
+    g.add_argument("--length", type=int, help="characters to generate (gpt-shakespeare; default 300)")
+    g.add_argument("--temperature", type=float,
+                   help="sampling temperature: 0 is greedy, <1 sharper, >1 flatter (default 0.8)")
+    g.add_argument("--top-k", type=int, help="sample only among the K most likely tokens (default 0: all)")
+    g.add_argument("--seed", type=int, help="random seed of the sampling (default 0)")
+    g.add_argument("--beam", type=int, help="beam width for translation (1: greedy; default 5)")
     _add_data_dir(s)
     s.set_defaults(func=cmd_predict)
 
@@ -226,6 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_dir(s)
     s.set_defaults(func=cmd_experiment_cnn_vs_rnn)
+
+    s = esub.add_parser("seq-throughput", help="LSTM vs Transformer: training tokens/s as sequences grow",
+                        description="Train a 2-layer LSTM and a 2-layer causal Transformer language model "
+                                    "of the same width on batches of longer and longer sequences; report "
+                                    "training tokens per second for each (log-log plot and a table).")
+    s.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512], metavar="L")
+    s.add_argument("--batch", type=int, default=16, help="sequences per batch (default 16)")
+    s.add_argument("--width", type=int, default=128, help="model width of both nets (default 128)")
+    s.add_argument("--steps", type=int, default=5, help="timed training steps per point (default 5)")
+    s.add_argument("--out", default="runs/experiment-seq-throughput", metavar="DIR")
+    s.set_defaults(func=cmd_experiment_seq_throughput)
 
     d = sub.add_parser("data", help="list, check and fetch datasets")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)

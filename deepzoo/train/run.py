@@ -73,6 +73,22 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict, recipes.Recipe, dict]:
     return run_dir, meta, recipe, {**meta["config"], "recipe": recipe.name, "preset": meta.get("preset")}
 
 
+def read_default_run(run_dir: str | Path, recipe_name: str) -> tuple[Path, dict]:
+    """(folder, summary) of a finished run of ``recipe_name`` trained with its default config, for
+    benchmarks that report a default run's figures; any other run is one error naming what differs."""
+    run_dir, meta, recipe, _ = read_run(run_dir)
+    defaults = recipes.get(recipe_name).full_defaults()
+    if recipe.name != recipe_name or meta["config"] != defaults or meta.get("preset"):
+        flat = cfglib.flatten(defaults)
+        changed = sorted(k for k, v in cfglib.flatten(meta["config"]).items() if flat.get(k) != v)
+        raise DeepzooError(f"{run_dir}: not a {recipe_name} run with the default config (it is {recipe.name}; "
+                           f"differs in {', '.join(changed) or 'preset'})")
+    path = run_dir / "summary.json"
+    if not path.exists():
+        raise DeepzooError(f"{run_dir} has no summary.json: the run has not finished (deepzoo resume {run_dir})")
+    return run_dir, json.loads(path.read_text())
+
+
 def _summary(recipe: recipes.Recipe, results: dict, run_dir: Path, cfg: dict, *, epochs_run: int,
              best_epoch: int | None, stopped_early: bool, train_seconds: float, parameters: int,
              device: str) -> dict:
@@ -113,6 +129,9 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), ta
         else:
             log(f"{run_dir} has no checkpoint yet; starting from the beginning")
     results = trainer.fit()
+    if recipe.score is not None:  # figures that need the model itself (e.g. BLEU of decoded text)
+        log("scoring the best weights on the test split ...")
+        results.update(recipe.score(trainer.task, cfg))
     return _summary(recipe, results, run_dir, cfg, epochs_run=trainer.epoch, best_epoch=trainer.best_epoch,
                     stopped_early=trainer.stopped_early, train_seconds=trainer.train_seconds,
                     parameters=count_parameters(trainer.model), device=str(trainer.device))
@@ -164,6 +183,8 @@ def evaluate(run_dir, data_dir=None, progress: bool = False) -> dict:
         for split, batches in (("val", task.val), ("test", task.test)):
             if batches is not None:
                 results.update(trainer.evaluate(batches, split))
+        if recipe.score is not None:
+            results.update(recipe.score(task, cfg))
     ref = recipe.reference
     value = results.get(ref.metric)
     return {"recipe": recipe.name, "results": results, "metric": ref.metric, "value": value,
@@ -171,9 +192,17 @@ def evaluate(run_dir, data_dir=None, progress: bool = False) -> dict:
             "meets_reference": None if value is None else ref.met_by(value)}
 
 
-def predict(run_dir, inputs: list[str], data_dir=None) -> list[dict]:
+def predict(run_dir, inputs: list[str], data_dir=None, options: dict | None = None) -> list[dict]:
+    """Apply a run to each input. ``options`` (e.g. {"temperature": 0.8}) go to the recipe's predict
+    as keyword arguments; a recipe accepts only the names in its ``predict_options``."""
     run_dir, _, recipe, _ = read_run(run_dir)
     if recipe.predict is None:
         raise DeepzooError(f"{recipe.name} has no predict; use deepzoo eval {run_dir}")
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    unknown = sorted(set(options) - set(recipe.predict_options))
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        takes = ", ".join("--" + k.replace("_", "-") for k in recipe.predict_options) or "no options"
+        raise DeepzooError(f"{recipe.name} predict does not take {flags} (it takes {takes})")
     _, cfg, task = load_model(run_dir, data_dir)
-    return [recipe.predict(task, cfg, item) for item in inputs]
+    return [recipe.predict(task, cfg, item, **options) for item in inputs]

@@ -10,6 +10,7 @@ step           gamma ** floor(e / step_size)     e = max(0, epoch - decay_start)
 exponential    gamma ** e                        (StepLR with step_size 1)
 linear         1 - t
 cosine         min + (1 - min) * (1 + cos(pi t)) / 2
+inverse_sqrt   sqrt(W / (step + 1))              the Transformer's ("Noam") decay after warm-up
 =============  ==============================================
 
 and during warm-up the factor rises linearly, ``(step + 1) / W``: Adam's first steps are noisy and a
@@ -23,7 +24,7 @@ import math
 
 from deepzoo.errors import DeepzooError
 
-SCHEDULES = ("constant", "step", "exponential", "linear", "cosine")
+SCHEDULES = ("constant", "step", "exponential", "linear", "cosine", "inverse_sqrt")
 
 
 def lr_factor(name: str, step: int, total_steps: int, steps_per_epoch: int, warmup_steps: int = 0,
@@ -40,6 +41,8 @@ def lr_factor(name: str, step: int, total_steps: int, steps_per_epoch: int, warm
         return gamma ** (epoch // max(step_size, 1))
     if name == "exponential":
         return gamma ** epoch
+    if name == "inverse_sqrt":
+        return max((max(warmup_steps, 1) / (step + 1)) ** 0.5, min_factor)
     if name == "linear":
         return max(1.0 - t, min_factor)
     return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * t))

@@ -1,0 +1,74 @@
+"""transformer-multi30k: BLEU on test_2016_flickr (de->en), training time and tokens/s, beside the
+reference Transformer of bentrevett/pytorch-seq2seq (3 layers, width 256: BLEU 36.5, lower-cased).
+
+Trains ``transformer-multi30k`` with its default config (or reads a finished run of it, ``--run DIR``,
+whose config must equal the defaults) and reports:
+
+- ``test_bleu``: sacreBLEU's standard score of the beam-search (5) translations (cased, 13a);
+- ``test_bleu_lc``: the same, lower-cased, the way the reference figure was measured;
+- ``test_bleu_greedy``: greedy decoding, cased;
+- training seconds (the engine's clock: training steps only, no validation, no decoding) and training
+  tokens per second (source + target subword tokens of the training pairs, times epochs, over those
+  seconds).
+
+    python benchmarks/translation.py --data-dir ../shared/data                        # trains
+    python benchmarks/translation.py --data-dir ../shared/data --run runs/transformer-multi30k-X
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from deepzoo import recipes
+from deepzoo.errors import DeepzooError
+from deepzoo.train.run import read_default_run, train
+
+REFERENCE = {"test_bleu_lc": 36.5, "source": "bentrevett/pytorch-seq2seq, 6 - Attention is All You Need "
+             "(3 layers, 256 wide, 8 heads), test_2016_flickr", "url": "https://github.com/bentrevett/pytorch-seq2seq"}
+BAR = {"test_bleu_lc": 36.5, "train_minutes": 45}
+
+
+def figures(run_dir: Path, summary: dict, task) -> dict:
+    pairs = [p for b in task.train.batches for p in b]
+    tokens = sum(len(task.train.pairs[i][0]) + len(task.train.pairs[i][1]) + 1 for i in pairs)
+    r, seconds = summary["results"], summary["train_seconds"]
+    return {"run": str(run_dir), "test_bleu": round(r["test_bleu"], 2), "test_bleu_lc": round(r["test_bleu_lc"], 2),
+            "test_bleu_greedy": round(r["test_bleu_greedy"], 2), "val_loss": round(r["val_loss"], 4),
+            "best_epoch": summary["best_epoch"], "epochs": summary["epochs_run"], "train_seconds": seconds,
+            "train_minutes": round(seconds / 60, 1), "train_tokens_per_epoch": tokens,
+            "train_tokens_per_s": round(tokens * summary["epochs_run"] / seconds, 1),
+            "meets_bar": r["test_bleu_lc"] >= BAR["test_bleu_lc"] and seconds <= 60 * BAR["train_minutes"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir")
+    p.add_argument("--run", metavar="DIR", help="a finished transformer-multi30k run with the default config")
+    args = p.parse_args()
+    recipe = recipes.get("transformer-multi30k")
+    defaults = recipe.full_defaults()
+    if args.run:
+        try:
+            run_dir, summary = read_default_run(args.run, recipe.name)
+        except DeepzooError as e:
+            sys.exit(f"error: {e}")
+    else:
+        run_dir = Path(tempfile.mkdtemp(prefix="bench-translation-"))
+        summary = train(recipe.name, out=run_dir, data_dir=args.data_dir, progress=False,
+                        log=lambda s: print(s, file=sys.stderr, flush=True))
+    task = recipe.build({**defaults, "recipe": recipe.name}, args.data_dir)
+    print(json.dumps({"benchmark": "transformer-multi30k", "reference": REFERENCE, "bar": BAR,
+                      "training": figures(run_dir, summary, task), "threads": torch.get_num_threads(),
+                      "torch": torch.__version__, "machine": platform.processor() or platform.machine()},
+                     indent=1))
+
+
+if __name__ == "__main__":
+    main()

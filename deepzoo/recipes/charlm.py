@@ -1,0 +1,168 @@
+"""``gpt-shakespeare``: a character-level GPT on tiny Shakespeare (or any text file you give).
+
+The text is split as nanoGPT splits it: the first 90% of characters train, the last 10% validate; the
+vocabulary is the set of characters of the whole file (65 for tiny Shakespeare). Training draws
+``data.batch_size`` random windows of ``model.block_size`` characters per step (an "epoch" here is
+``data.steps_per_epoch`` steps, so the engine validates, logs and checkpoints every that many steps).
+Validation is the mean cross-entropy (nats per character) over the *whole* validation text, cut into
+consecutive windows of ``data.eval_block`` characters (64, nanoGPT's CPU block, so figures compare
+with its validation loss at any training block size).
+
+The reference is nanoGPT's CPU configuration (4 layers, 4 heads, width 128, block 64, batch 12,
+2000 iterations, lr 1e-3, no dropout): validation loss about 1.88. This recipe reaches it in less time
+with a model one layer shallower (3 blocks: 38% less time per step) trained at a 3x higher peak
+learning rate (3e-3, 50 warm-up steps, cosine decay to 3e-4 over 1,400 steps, no weight decay).
+At this budget (about a million characters seen) the model is data-starved rather than capacity-bound,
+so a cheaper step buys more than a deeper network; benchmarks/charlm.py times both in one command.
+
+``--set data.path=book.txt`` trains on your own text (UTF-8). ``deepzoo predict RUN "ROMEO:"
+--temperature 0.8 --top-k 40`` continues a prompt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from deepzoo.data.registry import locate, samples_dir
+from deepzoo.errors import DeepzooError
+from deepzoo.models.gpt import GPT
+from deepzoo.recipes import Recipe, Reference, register
+from deepzoo.train.engine import Task
+
+MIN_CHARS = 1000
+
+
+def read_text(path: Path) -> str:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise DeepzooError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DeepzooError(f"{path}, line {line}: not UTF-8 text (byte {e.start}); convert it to UTF-8") from None
+    if len(text) < MIN_CHARS:
+        raise DeepzooError(f"{path}: only {len(text)} characters; a character model needs at least {MIN_CHARS}")
+    return text
+
+
+class CharVocab:
+    """Characters <-> ids, in sorted order (nanoGPT's encoding, so ids match across the two)."""
+
+    def __init__(self, chars) -> None:
+        self.itos = sorted(set(chars))
+        self.stoi = {c: i for i, c in enumerate(self.itos)}
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list[int]:
+        unknown = sorted({c for c in text if c not in self.stoi})
+        if unknown:
+            raise DeepzooError(f"characters not in the training text: {''.join(unknown)!r}")
+        return [self.stoi[c] for c in text]
+
+    def decode(self, ids) -> str:
+        return "".join(self.itos[int(i)] for i in ids)
+
+
+class RandomWindows:
+    """``steps`` batches of ``batch_size`` windows starting at uniformly random offsets; y = x shifted."""
+
+    def __init__(self, data: torch.Tensor, batch_size: int, block: int, steps: int) -> None:
+        if len(data) <= block + 1:
+            raise DeepzooError(f"the training text ({len(data)} characters) is shorter than one window "
+                               f"(model.block_size {block}); lower model.block_size")
+        self.data, self.batch_size, self.block, self.steps = data, batch_size, block, steps
+        self.offsets = torch.arange(block + 1)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def epoch(self, generator=None):
+        for _ in range(self.steps):
+            start = torch.randint(len(self.data) - self.block - 1, (self.batch_size, 1), generator=generator)
+            chunk = self.data[start + self.offsets]                         # B, block + 1
+            yield chunk[:, :-1], chunk[:, 1:]
+
+
+class ConsecutiveWindows:
+    """The whole text in consecutive windows of ``block`` characters (the last partial one dropped)."""
+
+    def __init__(self, data: torch.Tensor, block: int, batch_size: int = 64) -> None:
+        n = (len(data) - 1) // block
+        if n == 0:
+            raise DeepzooError(f"the validation text ({len(data)} characters) is shorter than one window of "
+                               f"{block}; give a longer text")
+        self.x = data[: n * block].view(n, block)
+        self.y = data[1: n * block + 1].view(n, block)
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def epoch(self, generator=None):
+        for i in range(0, len(self.x), self.batch_size):
+            yield self.x[i: i + self.batch_size], self.y[i: i + self.batch_size]
+
+
+def source_path(cfg: dict, data_dir) -> Path:
+    d = cfg["data"]
+    if d["path"]:
+        return Path(d["path"])
+    if d["sample"]:
+        return samples_dir() / "text" / "tinyshakespeare" / "sample-input.txt"
+    return locate("tinyshakespeare", data_dir) / "input.txt"
+
+
+def build(cfg: dict, data_dir) -> Task:
+    d, m = cfg["data"], cfg["model"]
+    text = read_text(source_path(cfg, data_dir))
+    vocab = CharVocab(text)
+    data = torch.tensor(vocab.encode(text), dtype=torch.long)
+    n = int(0.9 * len(data))
+    eval_block = min(d["eval_block"], m["block_size"])
+    model = GPT(len(vocab), block_size=m["block_size"], n_layer=m["n_layer"], n_head=m["n_head"],
+                n_embd=m["n_embd"], dropout=m["dropout"], bias=m["bias"], impl=m["impl"])
+    return Task(model=model, train=RandomWindows(data[:n], d["batch_size"], m["block_size"], d["steps_per_epoch"]),
+                val=ConsecutiveWindows(data[n:], eval_block), test=None,
+                loss=lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)),
+                monitor="val_loss", headline="val_loss", context={"vocab": vocab})
+
+
+def continue_text(task: Task, cfg: dict, prompt: str, length: int = 300, temperature: float = 0.8,
+                  top_k: int = 0, seed: int = 0) -> dict:
+    """Continue ``prompt`` by ``length`` characters, sampled at ``temperature`` (0: greedy) from the
+    ``top_k`` most likely characters (0: all)."""
+    if temperature < 0:
+        raise DeepzooError(f"--temperature must be >= 0, got {temperature}")
+    vocab = task.context["vocab"]
+    ids = torch.tensor([vocab.encode(prompt or "\n")])
+    out = task.model.generate(ids, length, temperature=temperature, top_k=top_k,
+                              generator=torch.Generator().manual_seed(seed))
+    return {"input": prompt, "temperature": temperature, "top_k": top_k,
+            "text": vocab.decode(out[0, ids.shape[1]:])}
+
+
+register(Recipe(
+    name="gpt-shakespeare", family="Transformer", dataset="tinyshakespeare",
+    description="character-level GPT (3 pre-norm blocks, width 128, causal attention)",
+    reference=Reference("val_loss", 1.88, "nanoGPT's CPU configuration on shakespeare_char (val loss, "
+                        "about 150 s on this machine)", "https://github.com/karpathy/nanoGPT"),
+    defaults={"data": {"sample": False, "path": "", "batch_size": 12, "steps_per_epoch": 100,
+                       "eval_block": 64},
+              "model": {"block_size": 64, "n_layer": 3, "n_head": 4, "n_embd": 128, "dropout": 0.0,
+                        "bias": False, "impl": "torch"},
+              "optim": {"name": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup_epochs": 0.5,
+                        "min_lr_factor": 0.1, "weight_decay": 0.0},
+              "train": {"epochs": 14, "clip_grad_norm": 1.0}},
+    presets={"quick": {"data": {"sample": True, "steps_per_epoch": 25},
+                       "model": {"block_size": 64, "n_layer": 2, "n_embd": 64},
+                       "train": {"epochs": 2}}},
+    build=build, predict=continue_text, predict_help="a prompt to continue, in quotes",
+    predict_options=("length", "temperature", "top_k", "seed"),
+))
