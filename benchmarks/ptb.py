@@ -23,7 +23,6 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import torch
 from deepzoo import config as cfglib
 from deepzoo import recipes
 from deepzoo.errors import DeepzooError
-from deepzoo.train.run import read_default_run, train
+from deepzoo.train.run import default_run
 
 REFERENCE = {"test_ppl": 114.5, "valid_ppl": 120.7, "source": "Zaremba, Sutskever & Vinyals 2014, small LSTM",
              "url": "https://arxiv.org/abs/1409.2329"}
@@ -98,15 +97,11 @@ def main() -> None:
     recipe = recipes.get("lstm-ptb")
     result = {"benchmark": "lstm-ptb", "reference": REFERENCE, "bar_test_ppl": BAR_TEST_PPL}
     if not args.skip_training:
-        if args.run:
-            try:
-                run_dir, summary = read_default_run(args.run, recipe.name)
-            except DeepzooError as e:
-                sys.exit(f"error: {e}")
-        else:
-            run_dir = Path(tempfile.mkdtemp(prefix="bench-ptb-"))
-            summary = train("lstm-ptb", out=run_dir, data_dir=args.data_dir, progress=False,
-                            log=lambda s: print(s, file=sys.stderr, flush=True))
+        try:
+            run_dir, summary = default_run(recipe.name, args.run, args.data_dir,
+                                           log=lambda s: print(s, file=sys.stderr, flush=True))
+        except DeepzooError as e:
+            sys.exit(f"error: {e}")
         cfg = {**recipe.full_defaults(), "recipe": recipe.name}
         result["training"] = training_figures(run_dir, summary, recipe.build(cfg, args.data_dir))
     result["scratch_vs_fused"] = scratch_vs_fused(args.data_dir, args.steps)

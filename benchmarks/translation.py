@@ -21,14 +21,13 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from deepzoo import recipes
 from deepzoo.errors import DeepzooError
-from deepzoo.train.run import read_default_run, train
+from deepzoo.train.run import default_run
 
 REFERENCE = {"test_bleu_lc": 36.5, "source": "bentrevett/pytorch-seq2seq, 6 - Attention is All You Need "
              "(3 layers, 256 wide, 8 heads), test_2016_flickr", "url": "https://github.com/bentrevett/pytorch-seq2seq"}
@@ -54,15 +53,11 @@ def main() -> None:
     args = p.parse_args()
     recipe = recipes.get("transformer-multi30k")
     defaults = recipe.full_defaults()
-    if args.run:
-        try:
-            run_dir, summary = read_default_run(args.run, recipe.name)
-        except DeepzooError as e:
-            sys.exit(f"error: {e}")
-    else:
-        run_dir = Path(tempfile.mkdtemp(prefix="bench-translation-"))
-        summary = train(recipe.name, out=run_dir, data_dir=args.data_dir, progress=False,
-                        log=lambda s: print(s, file=sys.stderr, flush=True))
+    try:
+        run_dir, summary = default_run(recipe.name, args.run, args.data_dir,
+                                       log=lambda s: print(s, file=sys.stderr, flush=True))
+    except DeepzooError as e:
+        sys.exit(f"error: {e}")
     task = recipe.build({**defaults, "recipe": recipe.name}, args.data_dir)
     print(json.dumps({"benchmark": "transformer-multi30k", "reference": REFERENCE, "bar": BAR,
                       "training": figures(run_dir, summary, task), "threads": torch.get_num_threads(),

@@ -46,11 +46,12 @@ def test_logreg_and_regression_reach_their_references(tmp_path):
 
 
 def test_read_default_run_accepts_only_a_finished_default_run(tmp_path):
-    from deepzoo.train.run import read_default_run, train
+    from deepzoo.train.run import default_run, read_default_run, train
     quiet = dict(progress=False, log=lambda *_: None)
     train("logreg-binary", out=tmp_path / "default", **quiet)
     run_dir, summary = read_default_run(tmp_path / "default", "logreg-binary")
     assert summary["recipe"] == "logreg-binary" and run_dir == tmp_path / "default"
+    assert default_run("logreg-binary", tmp_path / "default") == (run_dir, summary)
     train("logreg-binary", out=tmp_path / "changed", sets=["optim.lr=0.5"], **quiet)
     with pytest.raises(DeepzooError, match="differs in optim.lr"):
         read_default_run(tmp_path / "changed", "logreg-binary")

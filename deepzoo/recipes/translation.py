@@ -161,7 +161,7 @@ register(Recipe(
               "model": {"d_model": 256, "nhead": 8, "layers": 3, "dim_feedforward": 512, "dropout": 0.1,
                         "norm_first": False, "label_smoothing": 0.1, "beam": 5, "impl": "torch"},
               "optim": {"name": "adam", "lr": 1e-3, "schedule": "inverse_sqrt", "warmup_epochs": 1.0},
-              "train": {"epochs": 12, "clip_grad_norm": 1.0}},
+              "train": {"epochs": 16, "clip_grad_norm": 1.0}},
     presets={"quick": {"data": {"sample": True, "vocab_size": 2000},
                        "model": {"d_model": 64, "nhead": 4, "layers": 2, "dim_feedforward": 128, "beam": 3},
                        "train": {"epochs": 3}}},

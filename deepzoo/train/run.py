@@ -89,6 +89,17 @@ def read_default_run(run_dir: str | Path, recipe_name: str) -> tuple[Path, dict]
     return run_dir, json.loads(path.read_text())
 
 
+def default_run(recipe_name: str, run_dir: str | Path | None = None, data_dir=None,
+                log: Callable[[str], None] = print) -> tuple[Path, dict]:
+    """(folder, summary) of a default-config run of ``recipe_name``, for a benchmark: ``run_dir`` if
+    given (checked by :func:`read_default_run`), else a fresh training run in a temporary folder."""
+    if run_dir is not None:
+        return read_default_run(run_dir, recipe_name)
+    import tempfile
+    run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{recipe_name}-"))
+    return run_dir, train(recipe_name, out=run_dir, data_dir=data_dir, progress=False, log=log)
+
+
 def _summary(recipe: recipes.Recipe, results: dict, run_dir: Path, cfg: dict, *, epochs_run: int,
              best_epoch: int | None, stopped_early: bool, train_seconds: float, parameters: int,
              device: str) -> dict:
