@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sampling temperature: 0 is greedy, <1 sharper, >1 flatter (default 0.8)")
     g.add_argument("--top-k", type=int, help="sample only among the K most likely tokens (default 0: all)")
     g.add_argument("--seed", type=int, help="random seed of the sampling (default 0)")
-    g.add_argument("--beam", type=int, help="beam width for translation (1: greedy; default 5)")
+    g.add_argument("--beam", type=int, help="beam width for translation (1: greedy; default: the run's model.beam)")
     _add_data_dir(s)
     s.set_defaults(func=cmd_predict)
 

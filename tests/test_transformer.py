@@ -139,6 +139,16 @@ def test_aligned_files_and_tsv_errors_name_the_line(tmp_path):
     assert read_aligned(tmp_path / "a.de", gz)[2] == ("drei", "three")
 
 
+def test_unreadable_parallel_files_are_one_clear_error(tmp_path):
+    (tmp_path / "fake.de.gz").write_bytes(b"not gzip at all\n")
+    (tmp_path / "b.en").write_text("a\n")
+    with pytest.raises(DeepzooError, match="fake.de.gz: cannot read"):
+        read_aligned(tmp_path / "fake.de.gz", tmp_path / "b.en")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(DeepzooError, match="folder: cannot read"):
+        read_tsv(tmp_path / "folder")
+
+
 def test_subword_tokenizer_round_trip_is_deterministic_and_saves(tmp_path):
     texts = ["Ein Mann fährt Fahrrad.", "A man rides a bike.", "Zwei Hunde spielen im Schnee."] * 30
     a, b = SubwordTokenizer.train(texts, vocab_size=120), SubwordTokenizer.train(texts, vocab_size=120)
@@ -209,6 +219,13 @@ def test_transformer_multi30k_quick_trains_scores_and_translates(tmp_path):
     assert 0 <= r["test_bleu"] <= r["test_bleu_lc"] + 1e-9 and r["val_loss"] < 7.0   # < log(2000) = 7.6
     out = predict(tmp_path / "run", ["Ein Mann fährt Fahrrad."], options={"beam": 2})[0]
     assert isinstance(out["translation"], str) and out["beam"] == 2
+    assert predict(tmp_path / "run", ["Ein Mann."])[0]["beam"] == 3          # the run's model.beam (quick: 3)
+    from deepzoo.recipes.translation import translate
+    from deepzoo.train.run import load_model
+    _, _, task = load_model(tmp_path / "run")
+    positions = task.model.positions.pe.shape[0]
+    long = translate(task.model, task.context["tokenizer"], [[5] * (positions + 50)], beam=1)  # cut, not a crash
+    assert isinstance(long[0], str)
     proc = run_deepzoo("predict", str(tmp_path / "run"), "Ein Hund.", "--temperature", "1")
     assert proc.returncode == 2 and "does not take --temperature" in proc.stderr
 

@@ -31,7 +31,14 @@ def _read_lines(path: Path) -> list[str]:
     path = Path(path)
     if not path.exists():
         raise DeepzooError(f"{path}: no such file")
-    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError) as e:  # a directory, a truncated or not-really-gzip .gz, unreadable
+        raise DeepzooError(f"{path}: cannot read ({e})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

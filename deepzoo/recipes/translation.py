@@ -112,13 +112,16 @@ def build(cfg: dict, data_dir) -> Task:
 def translate(model: Transformer, tok: SubwordTokenizer, sources: list[list[int]], beam: int = 5,
               batch_size: int = 64) -> list[str]:
     """Translate id sequences in batches of similar length; beam 1 is greedy decoding."""
+    limit = model.positions.pe.shape[0] - 1                                  # positions the model has
+    sources = [s[:limit] for s in sources]                                   # a longer source is cut there
+    device = next(model.parameters()).device
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     out = [""] * len(sources)
     for start in range(0, len(order), batch_size):
         idx = order[start: start + batch_size]
         width = max(len(sources[i]) for i in idx)
-        src = torch.tensor([sources[i] + [tok.pad_id] * (width - len(sources[i])) for i in idx])
-        max_len = int(1.5 * width) + 10
+        src = torch.tensor([sources[i] + [tok.pad_id] * (width - len(sources[i])) for i in idx], device=device)
+        max_len = min(int(1.5 * width) + 10, limit)
         if beam <= 1:
             hyp = model.greedy(src, tok.bos_id, tok.eos_id, max_len)
         else:
@@ -144,9 +147,14 @@ def score(task: Task, cfg: dict) -> dict:
             "test_bleu_greedy": bleu(greedy, refs)}
 
 
-def translate_sentence(task: Task, cfg: dict, text: str, beam: int = 5) -> dict:
+def translate_sentence(task: Task, cfg: dict, text: str, beam: int | None = None) -> dict:
+    """Translate one sentence; ``beam`` defaults to the run's ``model.beam`` (1: greedy)."""
     if not text.strip():
         raise DeepzooError("give a sentence to translate")
+    if beam is None:
+        beam = cfg["model"]["beam"]
+    if beam < 1:
+        raise DeepzooError(f"--beam must be >= 1, got {beam}")
     tok = task.context["tokenizer"]
     return {"input": text, "beam": beam, "translation": translate(task.model, tok, [tok.encode(text)], beam=beam)[0]}
 

@@ -79,8 +79,8 @@ def read_default_run(run_dir: str | Path, recipe_name: str) -> tuple[Path, dict]
     run_dir, meta, recipe, _ = read_run(run_dir)
     defaults = recipes.get(recipe_name).full_defaults()
     if recipe.name != recipe_name or meta["config"] != defaults or meta.get("preset"):
-        flat = cfglib.flatten(defaults)
-        changed = sorted(k for k, v in cfglib.flatten(meta["config"]).items() if flat.get(k) != v)
+        want, have = cfglib.flatten(defaults), cfglib.flatten(meta["config"])
+        changed = sorted(k for k in want.keys() | have.keys() if want.get(k, None) != have.get(k, None))
         raise DeepzooError(f"{run_dir}: not a {recipe_name} run with the default config (it is {recipe.name}; "
                            f"differs in {', '.join(changed) or 'preset'})")
     path = run_dir / "summary.json"
