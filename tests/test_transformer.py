@@ -85,7 +85,7 @@ def test_char_vocab_and_windows():
 def test_read_text_errors_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine line\n" * 200 + b"caf\xe9\n")
-    with pytest.raises(DeepzooError, match=r"bad.txt, line 201: not UTF-8"):
+    with pytest.raises(DeepzooError, match=r"bad.txt, line 201: not valid UTF-8"):
         read_text(bad)
     short = tmp_path / "short.txt"
     short.write_text("too short")

@@ -17,9 +17,9 @@ one matrix. The Metaspace pre-tokeniser marks word starts with "▁", so decodin
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
+from deepzoo.data.text import read_utf8
 from deepzoo.errors import DeepzooError
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -28,22 +28,7 @@ MULTI30K_SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
 
 
 def _read_lines(path: Path) -> list[str]:
-    path = Path(path)
-    if not path.exists():
-        raise DeepzooError(f"{path}: no such file")
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError) as e:  # a directory, a truncated or not-really-gzip .gz, unreadable
-        raise DeepzooError(f"{path}: cannot read ({e})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DeepzooError(f"{path}, line {line}: not UTF-8 text; convert the file to UTF-8") from None
+    text = read_utf8(path)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

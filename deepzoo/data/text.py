@@ -29,6 +29,7 @@ User mistakes (a missing column, a malformed row, a corrupt vocabulary file) rai
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import logging
@@ -51,7 +52,7 @@ __all__ = [
     "PAD", "UNK", "EOS",
     "tokenize_en", "tokenize_zh", "get_tokenizer", "TOKENIZERS",
     "Vocab", "LabelMap",
-    "read_labelled",
+    "read_labelled", "read_utf8",
     "TextDataset", "load_sst2", "load_chnsenticorp", "load_waimai", "load_ptb",
     "encode_texts", "encode_stream", "TextBatches", "lm_batches", "bptt_windows",
 ]
@@ -353,13 +354,20 @@ class LabelMap:
 # ----------------------------------------------------------------------------------------------
 
 
-def _decode_utf8(path: Path) -> str:
+def read_utf8(path: str | os.PathLike) -> str:
+    """The text of a UTF-8 file (``.gz``: decompressed first). A missing, unreadable or damaged file, or
+    bytes that are not UTF-8, is one DeepzooError naming the file (and the line)."""
+    path = Path(path)
     try:
-        data = path.read_bytes()
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
     except FileNotFoundError:
         raise DeepzooError(f"{path} not found; check the path") from None
-    except OSError as e:
-        raise DeepzooError(f"{path} cannot be read ({e.strerror})") from None
+    except (OSError, EOFError) as e:  # a directory, a truncated or not-really-gzip .gz, no permission
+        raise DeepzooError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
         return data.decode("utf-8-sig")  # a leading byte-order mark (Excel writes one) is dropped
     except UnicodeDecodeError as e:
@@ -398,7 +406,7 @@ def read_labelled(path: str | os.PathLike, text_column: str, label_column: str, 
     it, where one record ends and the next begins is anyone's guess.
     """
     path = Path(path)
-    text = _decode_utf8(path)
+    text = read_utf8(path)
     delim = _delimiter(path, text, delimiter)
     quoting = csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, quoting=quoting, strict=True)
@@ -547,7 +555,7 @@ def load_ptb(data_dir: str | os.PathLike | None = None) -> dict[str, list[list[s
     out = {}
     for name in ("train", "valid", "test"):
         path = folder / f"ptb.{name}.txt"
-        text = _decode_utf8(path)
+        text = read_utf8(path)
         out[name] = [line.split() + [EOS] for line in text.splitlines()]
     return out
 

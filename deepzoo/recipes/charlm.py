@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from deepzoo.data.registry import locate, samples_dir
+from deepzoo.data.text import read_utf8
 from deepzoo.errors import DeepzooError
 from deepzoo.models.gpt import GPT
 from deepzoo.recipes import Recipe, Reference, register
@@ -36,15 +37,7 @@ MIN_CHARS = 1000
 
 
 def read_text(path: Path) -> str:
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise DeepzooError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DeepzooError(f"{path}, line {line}: not UTF-8 text (byte {e.start}); convert it to UTF-8") from None
+    text = read_utf8(path)
     if len(text) < MIN_CHARS:
         raise DeepzooError(f"{path}: only {len(text)} characters; a character model needs at least {MIN_CHARS}")
     return text

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from deepzoo.data.registry import samples_dir
-from deepzoo.data.text import EOS, Vocab, _decode_utf8, bptt_windows, encode_stream, lm_batches, load_ptb
+from deepzoo.data.text import EOS, Vocab, bptt_windows, encode_stream, lm_batches, load_ptb, read_utf8
 from deepzoo.errors import DeepzooError
 from deepzoo.models.rnn import RNNLanguageModel
 from deepzoo.nn import loss_functions
@@ -52,7 +52,7 @@ class LMBatches:
 
 
 def _lines(path: Path) -> list[list[str]]:
-    return [line.split() + [EOS] for line in _decode_utf8(path).splitlines() if line.strip()]
+    return [line.split() + [EOS] for line in read_utf8(path).splitlines() if line.strip()]
 
 
 def read_corpus(cfg: dict, data_dir) -> dict[str, list[list[str]]]:
