@@ -27,7 +27,6 @@ epochs is not each network's best: every recipe runs longer by default.
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
@@ -35,7 +34,8 @@ import matplotlib
 import torch
 
 from deepzoo.errors import DeepzooError
-from deepzoo.files import atomic_write_bytes, atomic_write_json
+from deepzoo.files import atomic_write_json
+from deepzoo.report.plots import save_png
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -119,11 +119,7 @@ def _plot(result: dict, path: Path) -> None:
             ax.set_xlim(min(values) * 0.9 if min(values) > 0 else 0, 1.0)
     fig.suptitle(f"CNN vs RNN on {result['dataset']}{' (quick)' if result['quick'] else ''}, "
                  f"{result['epochs']} epochs, embedding {result['embed_dim']}, {result['threads']} threads")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(fig, path, dpi=110)
 
 
 def format_table(result: dict) -> str:

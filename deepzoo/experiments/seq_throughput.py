@@ -40,7 +40,6 @@ small CPU it costs little. The ratio row of the table is the figure to read.
 
 from __future__ import annotations
 
-import io
 import statistics
 import time
 from pathlib import Path
@@ -50,7 +49,8 @@ import torch
 import torch.nn.functional as F
 
 from deepzoo.errors import DeepzooError
-from deepzoo.files import atomic_write_bytes, atomic_write_json
+from deepzoo.files import atomic_write_json
+from deepzoo.report.plots import save_png
 from deepzoo.models.gpt import GPT
 from deepzoo.models.rnn import RNNLanguageModel
 
@@ -133,11 +133,7 @@ def _plot(result: dict, path: Path) -> None:
     ax.set_title("LSTM vs Transformer: training throughput vs sequence length")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(fig, path, dpi=120)
 
 
 def format_table(result: dict) -> str:

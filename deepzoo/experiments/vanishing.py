@@ -83,7 +83,6 @@ computation runs in float64, because the plain RNN's relative gradient at distan
 from __future__ import annotations
 
 import math
-import io
 from pathlib import Path
 
 import matplotlib
@@ -91,7 +90,8 @@ import torch
 
 from deepzoo.errors import DeepzooError
 from deepzoo.nn import recurrent
-from deepzoo.files import atomic_write_bytes, atomic_write_json
+from deepzoo.files import atomic_write_json
+from deepzoo.report.plots import save_png
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -206,12 +206,7 @@ def _plot(curves: dict, path: Path, title: str) -> Path:
            ylabel="||∂L/∂x_t||₂ / ||∂L/∂x_T||₂ (log scale)", title=title)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_png(fig, path, dpi=100)
 
 
 def run(out_dir, seq_len: int = 100, hidden_size: int = 64, seeds: int = 3, impl: str = "torch") -> dict:

@@ -1,4 +1,5 @@
-"""Training curves as a PNG: losses on the left, the other metrics on the right."""
+"""Training curves as a PNG (losses on the left, the other metrics on the right), and save_png, through
+which every plot of the package is written."""
 
 from __future__ import annotations
 
@@ -34,9 +35,14 @@ def plot_curves(rows: list[dict], path: Path, title: str) -> Path | None:
         axes[0, 1].set(xlabel="epoch", title="validation metrics")
         axes[0, 1].legend()
     fig.suptitle(title)
+    return save_png(fig, path, dpi=90)
+
+
+def save_png(fig, path, dpi: int = 100) -> Path:
+    """Lay out ``fig``, write it to ``path`` as a PNG atomically (never a half-written file), close it."""
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     atomic_write_bytes(Path(path), buffer.getvalue())
     return Path(path)
