@@ -93,28 +93,30 @@ def cmd_predict(args) -> None:
     options = {"length": args.length, "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed,
                "beam": args.beam}
     for result in predict(args.run_dir, args.inputs, data_dir=args.data_dir, options=options):
-        if "text" in result:                                                   # generated text
-            print(result["input"] + result["text"])
-            if args.json:
-                print(json.dumps(result))
-        elif "translation" in result:
-            print(result["translation"])
-            if args.json:
-                print(json.dumps(result))
-        elif "probabilities" in result:
-            top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-            print(f"{result['input']}: class {result['class']}  (" +
-                  ", ".join(f"{k}: {v:.3f}" for k, v in top) + ")")
-            if args.json:
-                print(json.dumps(result))
-        elif "neighbours" in result or "answers" in result:
-            items = result.get("neighbours") or result["answers"]
-            print(f"{result.get('analogy', result['input'])}  " +
-                  ", ".join(f"{r['word']} {r['cosine']:.3f}" for r in items))
-            if args.json:
-                print(json.dumps(result))
-        else:
+        line = _predict_line(result)
+        if line is None:                                                       # no short form: the JSON
             print(json.dumps(result, indent=None if not args.json else 1))
+            continue
+        print(line)
+        if args.json:
+            print(json.dumps(result))
+
+
+def _predict_line(result: dict) -> str | None:
+    """The one-line human form of a predict result, by its kind; None for a kind without one."""
+    if "text" in result:                                                       # generated text
+        return result["input"] + result["text"]
+    if "translation" in result:
+        return result["translation"]
+    if "probabilities" in result:
+        top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+        return (f"{result['input']}: class {result['class']}  (" +
+                ", ".join(f"{k}: {v:.3f}" for k, v in top) + ")")
+    if "neighbours" in result or "answers" in result:
+        items = result.get("neighbours") or result["answers"]
+        return (f"{result.get('analogy', result['input'])}  " +
+                ", ".join(f"{r['word']} {r['cosine']:.3f}" for r in items))
+    return None
 
 
 def cmd_tour(args) -> None:
