@@ -26,6 +26,9 @@ examples:
   deepzoo experiment vanishing                   gradient vs distance for RNN, GRU, LSTM (plot + table)
   deepzoo experiment cnn-vs-rnn --quick          TextCNN vs recurrent nets: parameters, speed, accuracy
   deepzoo experiment seq-throughput              LSTM vs Transformer: tokens/s as sequences grow
+  deepzoo experiment degradation --quick         plain-20/56 vs ResNet-20/56: training and test error
+  deepzoo explain receptive-field 7x7-vs-3x3     one 7x7 conv vs three 3x3: receptive field, weights
+  deepzoo explain receptive-field resnet20-cifar10   each layer's output size, receptive field, parameters
 """
 
 
@@ -151,6 +154,22 @@ def cmd_experiment_seq_throughput(args) -> None:
     print(f"plot and data: {args.out}/seq_throughput.png, {args.out}/seq_throughput.json")
 
 
+def cmd_experiment_degradation(args) -> None:
+    from deepzoo.experiments import degradation
+    epochs = args.epochs if args.epochs is not None else (3 if args.quick else 8)
+    result = degradation.run(args.out, epochs=epochs, train_size=args.train_size, quick=args.quick,
+                             data_dir=args.data_dir, seed=args.seed, progress=not args.quiet)
+    print(degradation.format_table(result))
+    print(f"plot and data: {args.out}/degradation.png, {args.out}/degradation.json (one run folder per net)")
+
+
+def cmd_explain_receptive_field(args) -> None:
+    from deepzoo.explain.receptive_field import explain
+    if args.channels < 1 or args.size < 1:
+        raise DeepzooError("--channels and --size must be positive")
+    print(explain(args.target, channels=args.channels, size=args.size))
+
+
 def cmd_data_list(args) -> None:
     from deepzoo.data import registry
     rows = [[r["name"], r["task"], str(r["files"]), f"{r['size'] / 1e6:.1f} MB", r["state"], r["path"] or "-"]
@@ -265,6 +284,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=5, help="timed training steps per point (default 5)")
     s.add_argument("--out", default="runs/experiment-seq-throughput", metavar="DIR")
     s.set_defaults(func=cmd_experiment_seq_throughput)
+
+    s = esub.add_parser("degradation", help="plain-20/56 vs ResNet-20/56 on CIFAR-10 with one budget (He et al. Fig. 6)",
+                        description="Train plain-20, plain-56, ResNet-20 and ResNet-56 with the same data, "
+                                    "epochs, schedule and seed; plot training error (dashed) and test error "
+                                    "(solid) per epoch, plain nets left, ResNets right, and print a table.")
+    s.add_argument("--epochs", type=int, help="epochs for every net (default 8; 3 with --quick)")
+    s.add_argument("--train-size", type=int, default=10000,
+                   help="train on the first N training images (default 10000; 0: all)")
+    s.add_argument("--quick", action="store_true", help="the small sample shipped in the package")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="runs/experiment-degradation", metavar="DIR")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_experiment_degradation)
+
+    x = sub.add_parser("explain", help="what the notes draw by hand, computed from the real models")
+    xsub = x.add_subparsers(dest="explain", metavar="WHAT", required=True)
+    s = xsub.add_parser("receptive-field", help="output size, receptive field and parameters of each layer",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="For each convolution, pooling and fully connected layer: its output "
+                                    "size, receptive field (input pixels one output pixel sees) and "
+                                    "parameter count.",
+                        epilog="TARGET is one of:\n"
+                               "  a CNN recipe        resnet20-cifar10, vgg-cifar10, cnn-mnist, ...\n"
+                               "  a layer spec        conv3,conv3,pool2,conv3s2  (convK[sS]: KxK conv, C -> C "
+                               "channels, stride S; poolK: max-pool)\n"
+                               "  7x7-vs-3x3          the notes' comparison: one 7x7 conv vs three 3x3 convs")
+    s.add_argument("target", metavar="TARGET")
+    s.add_argument("--channels", type=int, default=64, help="C, channels of a spec's layers (default 64)")
+    s.add_argument("--size", type=int, default=32, help="input height and width for a spec (default 32)")
+    s.set_defaults(func=cmd_explain_receptive_field)
 
     d = sub.add_parser("data", help="list, check and fetch datasets")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)

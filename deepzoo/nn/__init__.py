@@ -30,7 +30,7 @@ import functools
 IMPLS = ("torch", "scratch")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
-_BLOCK_NAMES = ("Linear", "Conv2d", "MaxPool2d", "Dropout", "ReLU", "Sigmoid", "Tanh", "Softmax",
+_BLOCK_NAMES = ("Linear", "Conv2d", "BatchNorm2d", "MaxPool2d", "Dropout", "ReLU", "Sigmoid", "Tanh", "Softmax",
                 "LogSoftmax", "Flatten")
 _LOSS_NAMES = ("mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy")
 

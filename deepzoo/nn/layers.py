@@ -198,6 +198,73 @@ class Conv2d(nn.Module):
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
 
 
+class BatchNorm2d(nn.Module):
+    """Batch normalisation over the channels of images (Ioffe & Szegedy 2015).
+
+    In training, each channel c is normalised with the statistics of the current batch, taken over
+    the batch and both spatial axes (m = N * H * W values), then scaled and shifted by learned
+    gamma (``weight``) and beta (``bias``):
+
+        mu_c      = (1/m) sum_{n,i,j} x[n, c, i, j]
+        var_c     = (1/m) sum_{n,i,j} (x[n, c, i, j] - mu_c)^2            (biased: divides by m)
+        y[n,c,i,j] = gamma_c * (x[n, c, i, j] - mu_c) / sqrt(var_c + eps) + beta_c
+
+    and running estimates for evaluation are updated as exponential moving averages,
+
+        running_mean <- (1 - momentum) running_mean + momentum mu_c
+        running_var  <- (1 - momentum) running_var  + momentum var_c * m / (m - 1)   (unbiased)
+
+    In evaluation the running estimates replace mu_c and var_c, so the output of one image no longer
+    depends on the others in its batch. Gradients flow through mu_c and var_c (autograd derives the
+    three-term backward pass). Parameters and buffers have torch.nn.BatchNorm2d's names.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 device=None, dtype=None):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features, device=device, dtype=dtype))
+            self.bias = nn.Parameter(torch.zeros(num_features, device=device, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, device=device, dtype=dtype))
+            self.register_buffer("running_var", torch.ones(num_features, device=device, dtype=dtype))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def forward(self, x):
+        if x.dim() != 4:
+            raise ValueError(f"BatchNorm2d expects a 4-D input (N, C, H, W), got {x.dim()}-D")
+        use_batch = self.training or not self.track_running_stats
+        if use_batch:
+            dims = (0, 2, 3)
+            m = x.numel() // x.shape[1]
+            mean = x.mean(dim=dims)
+            var = ((x - mean[None, :, None, None]) ** 2).mean(dim=dims)
+            if self.training and self.track_running_stats:
+                with torch.no_grad():
+                    self.num_batches_tracked += 1
+                    f = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                    self.running_mean.mul_(1 - f).add_(f * mean)
+                    self.running_var.mul_(1 - f).add_(f * var * m / max(m - 1, 1))
+        else:
+            mean, var = self.running_mean, self.running_var
+        y = (x - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + self.eps)
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
 # ----------------------------------------------------------------------------------------------
 # Layers without parameters
 # ----------------------------------------------------------------------------------------------

@@ -48,6 +48,9 @@ class Recipe:
     fit: Callable | None = None         # (built, config, run_dir, progress, log, append_metrics) -> dict
     load: Callable | None = None        # (run_dir, config) -> what predict and evaluate take
     evaluate: Callable | None = None    # (loaded, config, data_dir) -> results dict
+    # Image recipes give their model without data, for `deepzoo explain receptive-field` and benchmarks:
+    make_model: Callable | None = None  # (config) -> torch.nn.Module
+    input_shape: tuple = ()             # (channels, height, width) of one input image
 
     def full_defaults(self) -> dict:
         if self.fit is not None:  # its own loop: no optimiser or engine settings
@@ -78,7 +81,7 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def _load_all() -> None:
-    from deepzoo.recipes import charlm, lm, mnist, tabular, text, translation, word2vec  # noqa: F401  (each module registers its recipes)
+    from deepzoo.recipes import charlm, cifar, lm, mnist, tabular, text, translation, word2vec  # noqa: F401  (each module registers its recipes)
 
 
 def get(name: str) -> Recipe:

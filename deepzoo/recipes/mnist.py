@@ -55,11 +55,14 @@ def build_mlp(cfg: dict, data_dir) -> Task:
     return mnist_task(cfg, data_dir, model)
 
 
-def build_cnn(cfg: dict, data_dir) -> Task:
+def lenet(cfg: dict) -> LeNet:
     m = cfg["model"]
-    model = LeNet(c1=m["c1"], c2=m["c2"], hidden=m["hidden"], dropout=m["dropout"],
-                  channels_last=m["channels_last"], impl=m["impl"])
-    return mnist_task(cfg, data_dir, model)
+    return LeNet(c1=m["c1"], c2=m["c2"], hidden=m["hidden"], dropout=m["dropout"],
+                 channels_last=m["channels_last"], impl=m["impl"])
+
+
+def build_cnn(cfg: dict, data_dir) -> Task:
+    return mnist_task(cfg, data_dir, lenet(cfg))
 
 
 def load_digit(path: str) -> torch.Tensor:
@@ -129,5 +132,5 @@ register(Recipe(
               "optim": {"name": "adam", "lr": 2e-3, "schedule": "cosine", "warmup_epochs": 0.5},
               "train": {"epochs": 12}},
     presets={"quick": QUICK},
-    build=build_cnn, predict=predict_digit, predict_help="a PNG/JPG image of one digit",
+    build=build_cnn, make_model=lenet, input_shape=(1, 28, 28), predict=predict_digit, predict_help="a PNG/JPG image of one digit",
 ))

@@ -43,8 +43,26 @@ ENGINE_DEFAULTS = {
               "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0.0, "gamma": 0.1,
               "step_size": 1, "min_lr_factor": 0.0, "decay_start": 0},
     "train": {"epochs": 10, "clip_grad_norm": 0.0, "early_stopping": 0, "device": "auto",
-              "keep_checkpoints": 1},
+              "keep_checkpoints": 1, "precision": "fp32"},
 }
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 where the hardware runs it natively (a CPU with AVX-512 BF16 or AMX, a CUDA GPU
+    with bf16), else fp32. On a CPU without them bf16 is emulated and slower than fp32."""
+    if precision not in PRECISIONS:
+        raise DeepzooError(f"train.precision: unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        native = any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported",
+                                                                       "_is_amx_tile_supported"))
+        return "bf16" if native else "fp32"
+    return "fp32"
 
 
 @dataclass
@@ -65,6 +83,7 @@ class Task:
     monitor: str = "val_loss"
     headline: str = "test_loss"
     context: dict = field(default_factory=dict)  # what prediction needs besides the model (a vocabulary, ...)
+    train_metrics: bool = False  # also compute the metrics on the training batches (train_acc, ...)
 
 
 def to_device(x, device: torch.device):
@@ -94,6 +113,19 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def autocast(device: torch.device, precision: str):
+    """The forward-pass context of ``train.precision``: fp32 (none), or automatic mixed precision, where
+    matrix products and convolutions run in bf16 / fp16 and reductions, losses and the weights stay fp32.
+    On CPUs with AVX-512 BF16 or AMX, bf16 convolutions (oneDNN) are markedly faster; see benchmarks/cifar.py."""
+    import contextlib
+    precision = resolve_precision(precision, device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise DeepzooError("train.precision: fp16 needs a CUDA GPU; on a CPU use bf16")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
 def build_optimizer(model: torch.nn.Module, o: dict) -> torch.optim.Optimizer:
     cls = optimizer_class(o["name"], o["impl"])
     if o["name"] == "sgd":
@@ -116,6 +148,10 @@ class Trainer:
         self.progress, self.log = progress, log
         self.device = select_device(cfg["train"]["device"])
         self.model = task.model.to(self.device)
+        self.precision = resolve_precision(cfg["train"]["precision"], self.device)
+        autocast(self.device, self.precision)  # an impossible precision fails here, before any training
+        # fp16 gradients can underflow: scale the loss up before backward, and the gradients back down
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.optimizer = build_optimizer(self.model, cfg["optim"])
         self.generator = torch.Generator().manual_seed(cfg["seed"])  # shuffling and augmentation
         self.ckpt_root = self.run_dir / "checkpoints"
@@ -143,27 +179,35 @@ class Trainer:
         self.model.train()
         clip = self.cfg["train"]["clip_grad_norm"]
         total_loss, seen = 0.0, 0
+        metrics = [m() for m in self.task.metrics] if self.task.train_metrics else []
         bar = tqdm(self.task.train.epoch(self.generator), total=len(self.task.train), leave=False,
                    desc=f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']}", unit="batch",
                    disable=None if self.progress else True)  # None: only on a terminal
         for x, y in bar:
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             lr = self._set_lr()
-            loss = self.task.loss(forward(self.model, x), y)
+            with autocast(self.device, self.precision):
+                out = forward(self.model, x)
+                loss = self.task.loss(out, y)
             if not torch.isfinite(loss):
                 self._diverged(float(loss.detach()), lr)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            self.scaler.scale(loss).backward()
             if clip > 0:
+                self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.step += 1
+            for m in metrics:
+                m.update(out.detach().float(), y)
             total_loss += float(loss.detach()) * len(y)
             seen += len(y)
             if self.step % 20 == 0:
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{lr:.2e}")
         bar.close()
-        return {"train_loss": total_loss / max(seen, 1), "lr": lr}
+        return {"train_loss": total_loss / max(seen, 1), **{f"train_{m.name}": m.compute() for m in metrics},
+                "lr": lr}
 
     def _diverged(self, value: float, lr: float) -> None:
         latest = checkpoint.read_latest(self.ckpt_root)
@@ -181,7 +225,9 @@ class Trainer:
         total_loss, seen = 0.0, 0
         for x, y in batches.epoch():
             x, y = to_device(x, self.device), y.to(self.device)
-            out = forward(self.model, x)
+            with autocast(self.device, self.precision):
+                out = forward(self.model, x)
+            out = out.float() if isinstance(out, torch.Tensor) else out
             total_loss += float(self.task.loss(out, y)) * len(y)
             seen += len(y)
             for m in metrics:

@@ -102,7 +102,7 @@ def default_run(recipe_name: str, run_dir: str | Path | None = None, data_dir=No
 
 def _summary(recipe: recipes.Recipe, results: dict, run_dir: Path, cfg: dict, *, epochs_run: int,
              best_epoch: int | None, stopped_early: bool, train_seconds: float, parameters: int,
-             device: str) -> dict:
+             device: str, precision: str = "fp32") -> dict:
     ref = recipe.reference
     value = results.get(ref.metric)
     summary = {
@@ -113,7 +113,7 @@ def _summary(recipe: recipes.Recipe, results: dict, run_dir: Path, cfg: dict, *,
         "meets_reference": None if value is None else ref.met_by(value),
         "results": results, "epochs_run": epochs_run, "best_epoch": best_epoch,
         "stopped_early": stopped_early, "train_seconds": round(train_seconds, 2),
-        "parameters": parameters, "device": device,
+        "parameters": parameters, "device": device, "precision": precision,
         "versions": {"deepzoo": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
     atomic_write_json(run_dir / "summary.json", summary)
@@ -145,7 +145,8 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), ta
         results.update(recipe.score(trainer.task, cfg))
     return _summary(recipe, results, run_dir, cfg, epochs_run=trainer.epoch, best_epoch=trainer.best_epoch,
                     stopped_early=trainer.stopped_early, train_seconds=trainer.train_seconds,
-                    parameters=count_parameters(trainer.model), device=str(trainer.device))
+                    parameters=count_parameters(trainer.model), device=str(trainer.device),
+                    precision=trainer.precision)
 
 
 

@@ -1,0 +1,1 @@
+"""Explanations the notes draw by hand, computed from the real models."""

@@ -1,0 +1,158 @@
+"""CIFAR-10 recipes: ResNet-20/56 and their plain twins, a VGG-style net and the notes' 7-layer CNN.
+
+Data: the training images (all 30,000 of the shared partial copy, or 50,000 from the canonical
+pickles), augmented on every batch by a random 32x32 crop of the image padded by 4 and a random
+horizontal flip; the test images (1,000 or 10,000) are used once at the end. ``data.val_size`` holds
+out training images to choose the best epoch by; it is 0 by default, so the figure is that of the
+last epoch, chosen by nothing. ``data.train_size`` trains on the first N images only (0: all).
+
+Training follows He et al. 2016 where it can (SGD with Nesterov momentum 0.9, batch 128, weight decay
+5e-4 here, 1e-4 there), but with a short schedule: the learning rate warms up over 2 epochs to 0.1 and
+then falls linearly to 0 (a one-cycle policy), so a few tens of epochs replace their 164.
+``train.precision=auto`` runs the convolutions in bf16 on CPUs that have bf16 instructions
+(see benchmarks/cifar.py for what that and channels-last buy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from deepzoo.data.batches import TensorBatches, split
+from deepzoo.errors import DeepzooError
+from deepzoo.models.resnet import ConvStack, ResNetCIFAR
+from deepzoo.nn import loss_functions
+from deepzoo.recipes import Recipe, Reference, register
+from deepzoo.train.engine import Task
+from deepzoo.train.metrics import Accuracy
+
+DATA = {"sample": False, "path": "", "val_size": 0, "train_size": 0, "batch_size": 128,
+        "crop_padding": 4, "flip": True}
+OPTIM = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+         "schedule": "linear", "warmup_epochs": 2.0}
+TRAIN = {"epochs": 30, "precision": "auto"}
+QUICK = {"data": {"sample": True, "val_size": 100, "batch_size": 32}, "train": {"epochs": 4},
+         "optim": {"lr": 0.05, "warmup_epochs": 0.5}}
+
+VGG_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, "M"]
+NOTES_CONFIG = [32, 32, "M", 64, 64, "M", 128, 128, "M"]
+
+
+def cifar_task(cfg: dict, data_dir, model: torch.nn.Module) -> Task:
+    from deepzoo.data.cifar import LABEL_NAMES, crop_and_flip, load_cifar10, to_tensor
+    d = cfg["data"]
+    data = load_cifar10(data_dir, path=d["path"] or None, sample=d["sample"])
+    (x_all, y_all), (x_test, y_test) = data["train"], data["test"]
+    if d["train_size"] < 0 or d["train_size"] > len(x_all):
+        raise DeepzooError(f"data.train_size must be between 0 (all) and {len(x_all)}, got {d['train_size']}")
+    if d["train_size"]:
+        x_all, y_all = x_all[:d["train_size"]], y_all[:d["train_size"]]
+    if not 0 <= d["val_size"] < len(x_all):
+        raise DeepzooError(f"data.val_size must be between 0 and {len(x_all) - 1}, got {d['val_size']}")
+    if d["batch_size"] < 1:
+        raise DeepzooError(f"data.batch_size must be at least 1, got {d['batch_size']}")
+    val_idx, train_idx = split(len(x_all), (d["val_size"],), seed=cfg["seed"])
+    x_all, y_all = to_tensor(x_all), torch.from_numpy(y_all)
+    augment = crop_and_flip(d["crop_padding"], d["flip"]) if (d["crop_padding"] or d["flip"]) else None
+    train = TensorBatches(x_all[train_idx], y_all[train_idx], d["batch_size"], shuffle=True,
+                          drop_last=len(train_idx) > d["batch_size"], transform=augment)
+    val = TensorBatches(x_all[val_idx], y_all[val_idx], 500) if d["val_size"] > 0 else None
+    test = TensorBatches(to_tensor(x_test), torch.from_numpy(y_test), 500)
+    return Task(model=model, train=train, val=val, test=test,
+                loss=loss_functions(cfg["model"]["impl"]).cross_entropy, metrics=[Accuracy],
+                monitor="val_acc", headline="test_acc", train_metrics=True,
+                context={"labels": LABEL_NAMES, "source": data["source"]})
+
+
+def resnet(cfg: dict) -> ResNetCIFAR:
+    m = cfg["model"]
+    return ResNetCIFAR(depth=m["depth"], residual=m["residual"], shortcut=m["shortcut"], width=m["width"],
+                       channels_last=m["channels_last"], impl=m["impl"])
+
+
+def conv_stack(cfg: dict) -> ConvStack:
+    m = cfg["model"]
+    bad = [v for v in m["config"] if v != "M" and not (isinstance(v, int) and v > 0)]
+    if bad:
+        raise DeepzooError(f"model.config: each entry is a channel count or \"M\" (a 2x2 max-pool), got {bad[0]!r}")
+    return ConvStack(m["config"], hidden=m["hidden"], batch_norm=m["batch_norm"], dropout=m["dropout"],
+                     channels_last=m["channels_last"], impl=m["impl"])
+
+
+def build_resnet(cfg: dict, data_dir) -> Task:
+    return cifar_task(cfg, data_dir, resnet(cfg))
+
+
+def build_stack(cfg: dict, data_dir) -> Task:
+    return cifar_task(cfg, data_dir, conv_stack(cfg))
+
+
+def load_image(path: str) -> torch.Tensor:
+    """Any picture -> the model's input: RGB, resized to 32x32 (CIFAR's size), standardised."""
+    from PIL import Image, UnidentifiedImageError
+
+    from deepzoo.data.cifar import to_tensor
+    try:
+        img = Image.open(path).convert("RGB")
+    except FileNotFoundError:
+        raise DeepzooError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DeepzooError(f"cannot read image {path}: {e}") from None
+    img = img.resize((32, 32), Image.BILINEAR, reducing_gap=None)
+    return to_tensor(np.array(img, dtype=np.uint8)[None])
+
+
+@torch.no_grad()
+def predict_image(task: Task, cfg: dict, path: str) -> dict:
+    model = task.model
+    model.eval()
+    probs = torch.softmax(model(load_image(path)).float(), dim=-1)[0]
+    names = task.context["labels"]
+    k = int(probs.argmax())
+    return {"input": path, "class": names[k],
+            "probabilities": {names[i]: round(float(p), 4) for i, p in enumerate(probs)}}
+
+
+def _resnet_model(depth: int, residual: bool) -> dict:
+    return {"depth": depth, "residual": residual, "shortcut": "A", "width": 16, "channels_last": True,
+            "impl": "torch"}
+
+
+_HE = "https://arxiv.org/abs/1512.03385"
+_NOTE = " (50,000 training images, 10,000 test; here 30,000 and the first 1,000)"
+for name, depth, residual, ref in (
+        ("resnet20-cifar10", 20, True, Reference("test_acc", 0.9125, "He et al. 2016, Table 6, ResNet-20" + _NOTE, _HE)),
+        ("resnet56-cifar10", 56, True, Reference("test_acc", 0.9303, "He et al. 2016, Table 6, ResNet-56" + _NOTE, _HE)),
+        ("plain20-cifar10", 20, False, Reference("test_acc", None, "He et al. 2016 give plain nets only in Fig. 6", _HE)),
+        ("plain56-cifar10", 56, False, Reference("test_acc", None, "He et al. 2016 give plain nets only in Fig. 6", _HE))):
+    kind = "ResNet" if residual else "plain net (ResNet without shortcuts)"
+    register(Recipe(
+        name=name, family="ResNet" if residual else "CNN (plain deep)", dataset="cifar10",
+        description=f"{kind}, {depth} layers: 3x3 conv + BN + ReLU, stages of 16/32/64 channels, global pool",
+        reference=ref, build=build_resnet, make_model=resnet, input_shape=(3, 32, 32),
+        defaults={"data": DATA, "model": _resnet_model(depth, residual), "optim": OPTIM, "train": TRAIN},
+        presets={"quick": QUICK}, predict=predict_image, predict_help="a PNG/JPG image (resized to 32x32)",
+    ))
+
+register(Recipe(
+    name="vgg-cifar10", family="CNN (VGG-style)", dataset="cifar10",
+    description="VGG-style: pairs of 3x3 conv + BN + ReLU, a 2x2 max-pool after each, 64-512 channels, FC 512",
+    reference=Reference("test_acc", None, "no published figure for this small VGG on CIFAR-10 "
+                        "(VGG: Simonyan & Zisserman 2015, ImageNet)", "https://arxiv.org/abs/1409.1556"),
+    defaults={"data": DATA, "model": {"config": VGG_CONFIG, "hidden": [512], "dropout": 0.3, "batch_norm": True,
+                                      "channels_last": True, "impl": "torch"},
+              "optim": OPTIM, "train": TRAIN},
+    presets={"quick": QUICK}, build=build_stack, make_model=conv_stack, input_shape=(3, 32, 32),
+    predict=predict_image, predict_help="a PNG/JPG image (resized to 32x32)",
+))
+
+register(Recipe(
+    name="cnn7-cifar10", family="CNN", dataset="cifar10",
+    description="the notes' CNN: conv-conv-pool x3 (32/64/128 channels, BN) + one FC layer: 7 weight layers",
+    reference=Reference("test_acc", None, "no published figure (the notes' example network)"),
+    defaults={"data": DATA, "model": {"config": NOTES_CONFIG, "hidden": [], "dropout": 0.0, "batch_norm": True,
+                                      "channels_last": True, "impl": "torch"},
+              "optim": OPTIM, "train": {"epochs": 20, "precision": "auto"}},
+    presets={"quick": QUICK}, build=build_stack, make_model=conv_stack, input_shape=(3, 32, 32),
+    predict=predict_image, predict_help="a PNG/JPG image (resized to 32x32)",
+))
