@@ -217,6 +217,23 @@ def test_pickle_folder_and_archive_give_the_images(pickle_folder, tmp_path):
     assert np.array_equal(cifar.load_cifar10(tmp_path)["train"][0], x_train)
 
 
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_batches_pickled_with_any_protocol_load(protocol):
+    x, y = _images(3)
+    d = {b"labels": [int(v) for v in y], b"data": x.transpose(0, 3, 1, 2).reshape(-1, 3072)}
+    got_x, got_y = cifar.read_batch(pickle.dumps(d, protocol=protocol), "batch")
+    assert np.array_equal(got_x, x) and np.array_equal(got_y, y)
+
+
+def test_keras_style_labels_and_single_batch_path(tmp_path):
+    x, y = _images(4)
+    np.savez(tmp_path / "k.npz", x_train=x, y_train=y[:, None], x_test=x, y_test=y[:, None])
+    assert cifar.load_npz(tmp_path / "k.npz")["train"][1].shape == (4,)
+    (tmp_path / "data_batch_1").write_bytes(_batch_bytes(x, y))
+    with pytest.raises(DeepzooError, match="is one batch; give the folder"):
+        cifar.load_path(tmp_path / "data_batch_1")
+
+
 def test_pickle_that_would_run_code_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
@@ -241,8 +258,14 @@ def test_bad_batches_are_clear_errors(pickle_folder, tmp_path):
     with pytest.raises(DeepzooError, match="cannot read CIFAR batch x"):
         cifar.read_batch(b"not a pickle", "x")
     (tmp_path / "broken.tar.gz").write_bytes(b"\x1f\x8b garbage")
-    with pytest.raises(DeepzooError, match="cannot read archive"):
+    with pytest.raises(DeepzooError, match="is not a tar archive"):
         cifar.load_path(tmp_path / "broken.tar.gz")
+    archive = tmp_path / "cut.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    archive.write_bytes(archive.read_bytes()[:-300])  # a download cut short
+    with pytest.raises(DeepzooError, match="cut.tar.gz"):
+        cifar.load_archive(archive)
     with pytest.raises(DeepzooError, match="does not exist"):
         cifar.load_path(tmp_path / "nope.npz")
 

@@ -114,13 +114,25 @@ def test_precision_flag():
     assert layer.weight.dtype == torch.float32                    # the weights stay fp32
 
 
-def test_bf16_training_follows_fp32_closely(tmp_path):
-    """Mixed precision changes the rounding, not the algorithm: over the first epoch (same weights, same
-    batches) the bf16 run's training loss stays within a few per cent of the fp32 run's."""
-    first = {}
+def test_bf16_step_follows_fp32_closely():
+    """Mixed precision changes the rounding, not the maths: on one batch through ResNet-20 the bf16
+    loss is within 1% of the fp32 one and the gradients point the same way (cosine > 0.99), while the
+    weights and their gradients stay fp32."""
+    from deepzoo.data.cifar import load_cifar10, to_tensor
+    from deepzoo.models.resnet import ResNetCIFAR
+    data = load_cifar10(sample=True)
+    x, y = to_tensor(data["train"][0][:64]), torch.from_numpy(data["train"][1][:64])
+    model = ResNetCIFAR(20)
+    result = {}
     for p in ("fp32", "bf16"):
-        s = train("cnn7-cifar10", preset="quick", sets=[f"train.precision={p}", "train.epochs=1"],
-                  out=tmp_path / p, **quiet)
-        assert s["precision"] == p
-        first[p] = json.loads((tmp_path / p / "metrics.jsonl").read_text().splitlines()[0])["train_loss"]
-    assert first["bf16"] == pytest.approx(first["fp32"], rel=0.05)
+        model.zero_grad()
+        with autocast(torch.device("cpu"), p):
+            out = model(x)
+        assert out.dtype == (torch.float32 if p == "fp32" else torch.bfloat16)
+        loss = torch.nn.functional.cross_entropy(out.float(), y)
+        loss.backward()
+        grad = torch.cat([q.grad.flatten() for q in model.parameters()])
+        assert grad.dtype == torch.float32
+        result[p] = (float(loss.detach()), grad)
+    assert result["bf16"][0] == pytest.approx(result["fp32"][0], rel=0.01)
+    assert torch.nn.functional.cosine_similarity(result["bf16"][1], result["fp32"][1], dim=0) > 0.99

@@ -48,7 +48,9 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Rebuild only what a CIFAR batch holds: dicts, lists, bytes, strings, ints and numpy arrays."""
     _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                 ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}  # bytes in protocol-2 pickles
+                ("numpy._core.multiarray", "scalar"),
+                ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
+                ("_codecs", "encode")}  # bytes in protocol-2 pickles written by Python 3
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
@@ -65,7 +67,10 @@ def read_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(d, dict) or b"data" not in d or not ({b"labels", b"fine_labels"} & set(d)):
         raise DeepzooError(f"{where} is not a CIFAR-10 batch (expected a dict with b'data' and b'labels')")
     data = np.asarray(d[b"data"])
-    labels = np.asarray(d.get(b"labels", d.get(b"fine_labels")), dtype=np.int64)
+    try:
+        labels = np.asarray(d.get(b"labels", d.get(b"fine_labels")), dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise DeepzooError(f"{where}: b'labels' is not a list of integers ({e})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DeepzooError(f"{where}: b'data' is {data.dtype} {data.shape}, expected uint8 [N, 3072]")
     if len(labels) != len(data):
@@ -86,10 +91,13 @@ def load_pickle_folder(folder: Path, train_batches=TRAIN_BATCHES) -> dict:
     def read(name):
         path = folder / name
         try:
-            return read_batch(path.read_bytes(), str(path))
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise DeepzooError(f"CIFAR-10 batch {path} is missing (the folder needs {', '.join(train_batches)} "
                                f"and {TEST_BATCH})") from None
+        except OSError as e:
+            raise DeepzooError(f"cannot read CIFAR-10 batch {path}: {e.strerror or e}") from None
+        return read_batch(raw, str(path))
     return _from_pickles(read, str(folder), train_batches)
 
 
@@ -122,6 +130,10 @@ def load_npz(path: Path) -> dict:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
             raise DeepzooError(f"{path}: x_{split} is {x.dtype} {x.shape}, expected uint8 [N, 32, 32, 3]")
+        if y.ndim == 2 and y.shape[1] == 1:  # Keras keeps labels as [N, 1]
+            y = arrays[f"y_{split}"] = y.reshape(-1)
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise DeepzooError(f"{path}: y_{split} is {y.dtype} {y.shape}, expected integer labels [N]")
         if len(y) != len(x):
             raise DeepzooError(f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
         if y.size and (y.min() < 0 or y.max() > 9):
@@ -139,8 +151,14 @@ def load_path(path: str | os.PathLike) -> dict:
     if not path.exists():
         raise DeepzooError(f"data.path: {path} does not exist (give a cifar-10-batches-py folder, "
                            f"{ARCHIVE} or an .npz file)")
-    if path.suffix == ".npz":
+    if path.suffix.lower() == ".npz":
         return load_npz(path)
+    if path.name in TRAIN_BATCHES + (TEST_BATCH,):
+        raise DeepzooError(f"data.path: {path} is one batch; give the folder that holds all six "
+                           f"({', '.join(TRAIN_BATCHES)}, {TEST_BATCH})")
+    if not tarfile.is_tarfile(path):
+        raise DeepzooError(f"data.path: {path} is not a tar archive or an .npz file (give a "
+                           f"cifar-10-batches-py folder, {ARCHIVE} or an .npz file)")
     return load_archive(path)
 
 
@@ -149,7 +167,8 @@ def load_cifar10(data_dir=None, path=None, sample: bool = False) -> dict:
 
     ``path`` (``data.path``) wins; else the sample shipped in the package when ``sample``; else, in each
     search root (``--data-dir``, ``$DEEPZOO_DATA``, the cache) a ``cifar-10-batches-py/`` folder or the
-    downloaded archive, under ``ROOT/cifar10/`` or ``ROOT/``; else the registry's verified ``cifar10.npz``.
+    downloaded archive (``deepzoo data fetch cifar10-python`` puts it in the cache), under ``ROOT/cifar10/``,
+    ``ROOT/cifar10-python/`` or ``ROOT/``; else the registry's verified ``cifar10.npz`` (the partial copy).
     """
     if path:
         return load_path(path)
@@ -160,7 +179,7 @@ def load_cifar10(data_dir=None, path=None, sample: bool = False) -> dict:
                                f"(or rebuild it with scripts/make_cifar_sample.py)")
         return load_npz(file)
     for root in registry.search_roots(data_dir):
-        for folder in (root / "cifar10", root):
+        for folder in (root / "cifar10", root / "cifar10-python", root):
             if (folder / PICKLE_FOLDER / TEST_BATCH).is_file():
                 return load_pickle_folder(folder / PICKLE_FOLDER)
             if (folder / ARCHIVE).is_file():

@@ -262,6 +262,18 @@ _DATASETS = (
             FileSpec("cifar10.npz", "59f03d8547afe8e92952e81d1f308e1ed2bd6fccd8c7310679cbdb7e01014f93", 87627459, None),
         ),
     ),
+    Dataset(
+        name="cifar10-python",
+        task="image classification",
+        description="CIFAR-10, the canonical python version: 50,000 train / 10,000 test 32x32 RGB images "
+                    "(cifar-10-python.tar.gz, read without unpacking)",
+        homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
+        license="none stated (cite Krizhevsky 2009)",
+        files=(
+            FileSpec("cifar-10-python.tar.gz", "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+                     170498071, "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
+        ),
+    ),
 )
 
 #: Every downloadable dataset, by name. The folder that holds a dataset's files is named after it.

@@ -64,6 +64,9 @@ def layer_table(model: nn.Module, input_shape: tuple) -> list[Row]:
     try:
         with torch.no_grad():
             model(torch.zeros(1, *input_shape))
+    except RuntimeError as e:  # e.g. a map pooled below 1x1
+        raise DeepzooError(f"the layers do not fit an input of {'x'.join(map(str, input_shape))}: "
+                           f"{str(e).splitlines()[0]}") from None
     finally:
         for h in hooks:
             h.remove()
@@ -97,8 +100,8 @@ def from_spec(spec: str, channels: int) -> nn.Sequential:
             raise DeepzooError(f"receptive-field spec: cannot read {token!r}; write layers like "
                                f"conv3,conv3,pool2 or conv7s2 (K = kernel, sS = stride)")
         kind, k, s = m.group(1), int(m.group(2)), int(m.group(3) or (1 if m.group(1) == "conv" else m.group(2)))
-        if k < 1 or s < 1:
-            raise DeepzooError(f"receptive-field spec: kernel and stride must be positive in {token!r}")
+        if not (1 <= k <= 64 and 1 <= s <= 64):
+            raise DeepzooError(f"receptive-field spec: kernel and stride must be 1 to 64 in {token!r}")
         if kind == "conv":
             layers += [nn.Conv2d(channels, channels, k, s, k // 2, bias=False), nn.ReLU()]
         else:
@@ -154,6 +157,4 @@ def explain(target: str, channels: int = 64, size: int = 32) -> str:
                                f"cnn-mnist) or a spec such as conv3,conv3,conv3")
         model, shape, per_c = recipe.make_model(recipe.full_defaults()), recipe.input_shape, None
     rows = layer_table(model, shape)
-    if any(r.output[-1] < 1 for r in rows if len(r.output) == 3):
-        raise DeepzooError(f"the input {size}x{size} is too small for {target}")
     return format_table(rows, shape, sum(p.numel() for p in model.parameters()), per_c)

@@ -113,7 +113,8 @@ class ConvStack(nn.Module):
 
     ``config`` lists output channels, "M" for a pool: the notes' 7-layer CNN is
     [32, 32, "M", 64, 64, "M", 128, 128, "M"] with one classifier layer (6 conv + 1 FC); the VGG-style
-    net doubles the channels per stage ([64, 64, M, 128, 128, M, 256, 256, M, 512, M]) with a hidden FC.
+    net (vgg-cifar10) adds a fourth stage, doubling the channels per stage ([32, 32, M, 64, 64, M, 128,
+    128, M, 256, 256, M], VGG's widths halved) and a hidden FC layer of 256 with dropout.
     """
 
     def __init__(self, config: list, hidden: list[int] = (), num_classes: int = 10, batch_norm: bool = True,

@@ -242,10 +242,14 @@ class BatchNorm2d(nn.Module):
     def forward(self, x):
         if x.dim() != 4:
             raise ValueError(f"BatchNorm2d expects a 4-D input (N, C, H, W), got {x.dim()}-D")
+        dtype = x.dtype
+        x = x.float() if dtype in (torch.float16, torch.bfloat16) else x  # statistics in fp32, as torch
         use_batch = self.training or not self.track_running_stats
         if use_batch:
             dims = (0, 2, 3)
             m = x.numel() // x.shape[1]
+            if self.training and m == 1:
+                raise ValueError(f"BatchNorm2d needs more than one value per channel in training, got input {tuple(x.shape)}")
             mean = x.mean(dim=dims)
             var = ((x - mean[None, :, None, None]) ** 2).mean(dim=dims)
             if self.training and self.track_running_stats:
@@ -259,7 +263,7 @@ class BatchNorm2d(nn.Module):
         y = (x - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + self.eps)
         if self.affine:
             y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
-        return y
+        return y.to(dtype)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

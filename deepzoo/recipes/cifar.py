@@ -6,11 +6,12 @@ horizontal flip; the test images (1,000 or 10,000) are used once at the end. ``d
 out training images to choose the best epoch by; it is 0 by default, so the figure is that of the
 last epoch, chosen by nothing. ``data.train_size`` trains on the first N images only (0: all).
 
-Training follows He et al. 2016 where it can (SGD with Nesterov momentum 0.9, batch 128, weight decay
-5e-4 here, 1e-4 there), but with a short schedule: the learning rate warms up over 2 epochs to 0.1 and
+Training is close to He et al. 2016 (SGD with momentum 0.9, batch 128; here with Nesterov momentum and
+weight decay 5e-4 where they use 1e-4), but with a short schedule: the learning rate warms up over 2 epochs to 0.1 and
 then falls linearly to 0 (a one-cycle policy), so a few tens of epochs replace their 164.
-``train.precision=auto`` runs the convolutions in bf16 on CPUs that have bf16 instructions
-(see benchmarks/cifar.py for what that and channels-last buy).
+``train.precision=auto`` runs the convolutions in bf16 on CPUs that have bf16 instructions, in training
+and in evaluation (so the test figure is that of the bf16 model); see benchmarks/cifar.py for what that
+and channels-last buy.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ TRAIN = {"epochs": 30, "precision": "auto"}
 QUICK = {"data": {"sample": True, "val_size": 100, "batch_size": 32}, "train": {"epochs": 4},
          "optim": {"lr": 0.05, "warmup_epochs": 0.5}}
 
-VGG_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, "M"]
+VGG_CONFIG = [32, 32, "M", 64, 64, "M", 128, 128, "M", 256, 256, "M"]  # VGG's 64-512 halved: CPU-sized
 NOTES_CONFIG = [32, 32, "M", 64, 64, "M", 128, 128, "M"]
 
 
@@ -51,6 +52,8 @@ def cifar_task(cfg: dict, data_dir, model: torch.nn.Module) -> Task:
         raise DeepzooError(f"data.val_size must be between 0 and {len(x_all) - 1}, got {d['val_size']}")
     if d["batch_size"] < 1:
         raise DeepzooError(f"data.batch_size must be at least 1, got {d['batch_size']}")
+    if d["crop_padding"] < 0:
+        raise DeepzooError(f"data.crop_padding must be 0 (no random crop) or more, got {d['crop_padding']}")
     val_idx, train_idx = split(len(x_all), (d["val_size"],), seed=cfg["seed"])
     x_all, y_all = to_tensor(x_all), torch.from_numpy(y_all)
     augment = crop_and_flip(d["crop_padding"], d["flip"]) if (d["crop_padding"] or d["flip"]) else None
@@ -64,15 +67,30 @@ def cifar_task(cfg: dict, data_dir, model: torch.nn.Module) -> Task:
                 context={"labels": LABEL_NAMES, "source": data["source"]})
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_common(m: dict) -> None:
+    if not 0 <= m.get("dropout", 0.0) < 1:
+        raise DeepzooError(f"model.dropout must be in [0, 1), got {m['dropout']}")
+    bad = [h for h in m.get("hidden", []) if not _positive_int(h)]
+    if bad:
+        raise DeepzooError(f"model.hidden: each entry is a positive layer width, got {bad[0]!r}")
+
+
 def resnet(cfg: dict) -> ResNetCIFAR:
     m = cfg["model"]
+    if not _positive_int(m["width"]):
+        raise DeepzooError(f"model.width must be a positive integer, got {m['width']!r}")
     return ResNetCIFAR(depth=m["depth"], residual=m["residual"], shortcut=m["shortcut"], width=m["width"],
                        channels_last=m["channels_last"], impl=m["impl"])
 
 
 def conv_stack(cfg: dict) -> ConvStack:
     m = cfg["model"]
-    bad = [v for v in m["config"] if v != "M" and not (isinstance(v, int) and v > 0)]
+    _check_common(m)
+    bad = [v for v in m["config"] if v != "M" and not _positive_int(v)]
     if bad:
         raise DeepzooError(f"model.config: each entry is a channel count or \"M\" (a 2x2 max-pool), got {bad[0]!r}")
     return ConvStack(m["config"], hidden=m["hidden"], batch_norm=m["batch_norm"], dropout=m["dropout"],
@@ -136,10 +154,10 @@ for name, depth, residual, ref in (
 
 register(Recipe(
     name="vgg-cifar10", family="CNN (VGG-style)", dataset="cifar10",
-    description="VGG-style: pairs of 3x3 conv + BN + ReLU, a 2x2 max-pool after each, 64-512 channels, FC 512",
+    description="VGG-style: pairs of 3x3 conv + BN + ReLU, a 2x2 max-pool after each, 32-256 channels, FC 256",
     reference=Reference("test_acc", None, "no published figure for this small VGG on CIFAR-10 "
                         "(VGG: Simonyan & Zisserman 2015, ImageNet)", "https://arxiv.org/abs/1409.1556"),
-    defaults={"data": DATA, "model": {"config": VGG_CONFIG, "hidden": [512], "dropout": 0.3, "batch_norm": True,
+    defaults={"data": DATA, "model": {"config": VGG_CONFIG, "hidden": [256], "dropout": 0.3, "batch_norm": True,
                                       "channels_last": True, "impl": "torch"},
               "optim": OPTIM, "train": TRAIN},
     presets={"quick": QUICK}, build=build_stack, make_model=conv_stack, input_shape=(3, 32, 32),

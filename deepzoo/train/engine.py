@@ -57,7 +57,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
     if device.type == "cpu":
         native = any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported",
                                                                        "_is_amx_tile_supported"))
@@ -126,6 +126,13 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
+def _float(out):
+    """A model's output (a tensor or a tuple of them) in fp32: under autocast it may be bf16 / fp16."""
+    if isinstance(out, tuple):
+        return tuple(_float(o) for o in out)
+    return out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
+
+
 def build_optimizer(model: torch.nn.Module, o: dict) -> torch.optim.Optimizer:
     cls = optimizer_class(o["name"], o["impl"])
     if o["name"] == "sgd":
@@ -188,7 +195,8 @@ class Trainer:
             lr = self._set_lr()
             with autocast(self.device, self.precision):
                 out = forward(self.model, x)
-                loss = self.task.loss(out, y)
+            out = _float(out)
+            loss = self.task.loss(out, y)                      # the loss always in fp32
             if not torch.isfinite(loss):
                 self._diverged(float(loss.detach()), lr)
             self.optimizer.zero_grad(set_to_none=True)
@@ -200,7 +208,7 @@ class Trainer:
             self.scaler.update()
             self.step += 1
             for m in metrics:
-                m.update(out.detach().float(), y)
+                m.update(out.detach(), y)
             total_loss += float(loss.detach()) * len(y)
             seen += len(y)
             if self.step % 20 == 0:
@@ -227,7 +235,7 @@ class Trainer:
             x, y = to_device(x, self.device), y.to(self.device)
             with autocast(self.device, self.precision):
                 out = forward(self.model, x)
-            out = out.float() if isinstance(out, torch.Tensor) else out
+            out = _float(out)
             total_loss += float(self.task.loss(out, y)) * len(y)
             seen += len(y)
             for m in metrics:
@@ -280,7 +288,7 @@ class Trainer:
         return {"epoch": self.epoch, "step": self.step, "train_seconds": self.train_seconds,
                 "best_value": self.best_value, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early,
-                "rng": checkpoint.rng_state(self.generator)}
+                "rng": checkpoint.rng_state(self.generator), "grad_scaler": self.scaler.state_dict()}
 
     def _save(self, best: bool) -> None:
         checkpoint.save(self.ckpt_root, self.epoch, self.model, self.optimizer, self._state(), best=best,
@@ -296,6 +304,8 @@ class Trainer:
         for key in ("epoch", "step", "train_seconds", "best_value", "best_epoch", "bad_epochs", "stopped_early"):
             setattr(self, key, state[key])
         checkpoint.set_rng_state(state["rng"], self.generator)
+        if state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
         self._truncate_metrics()
         return True
 
