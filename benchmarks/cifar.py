@@ -8,8 +8,8 @@ timed steps after 3 warm-up steps, the best of 2 rounds. Each net runs as PyTorc
 speed-up is the ratio of the two. ResNet-20 also runs the two mixed combinations and the from-scratch
 blocks (``model.impl=scratch``: convolution as unfold + matmul, BatchNorm, pooling written out).
 
-Part 2 trains ``resnet20-cifar10`` (or ``--recipe NAME``) with its default config (the whole 30,000 training images, no
-validation split) and evaluates the test images after every epoch (this selects nothing: the figure is
+Part 2 trains ``resnet20-cifar10`` (or ``--recipe NAME``) with its default config (the 30,000 training
+images of the shared copy, 29,952 an epoch as the last partial batch is dropped; no validation split) and evaluates the test images after every epoch (this selects nothing: the figure is
 the last epoch's). It reports the final test accuracy, the first epoch at or above 85% and the training
 seconds until then, and the training images/s (images x epochs / seconds spent in training steps).
 

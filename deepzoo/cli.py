@@ -115,6 +115,8 @@ def _predict_line(result: dict) -> str | None:
         top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
         return (f"{result['input']}: class {result['class']}  (" +
                 ", ".join(f"{k}: {v:.3f}" for k, v in top) + ")")
+    if "wrote" in result:                                                      # generated images
+        return "wrote " + ", ".join(result["wrote"])
     if "neighbours" in result or "answers" in result:
         items = result.get("neighbours") or result["answers"]
         return (f"{result.get('analogy', result['input'])}  " +
@@ -291,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(solid) per epoch, plain nets left, ResNets right, and print a table.")
     s.add_argument("--epochs", type=int, help="epochs for every net (default 8; 3 with --quick)")
     s.add_argument("--train-size", type=int, default=10000,
-                   help="train on the first N training images (default 10000; 0: all)")
+                   help="train on the first N training images (default 10000; 0: all; --quick uses the "
+                        "whole packaged sample)")
     s.add_argument("--quick", action="store_true", help="the small sample shipped in the package")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="runs/experiment-degradation", metavar="DIR")
@@ -309,10 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="TARGET is one of:\n"
                                "  a CNN recipe        resnet20-cifar10, vgg-cifar10, cnn-mnist, ...\n"
                                "  a layer spec        conv3,conv3,pool2,conv3s2  (convK[sS]: KxK conv, C -> C "
-                               "channels, stride S; poolK: max-pool)\n"
+                               "channels, stride S; poolK[sS]: max-pool)\n"
                                "  7x7-vs-3x3          the notes' comparison: one 7x7 conv vs three 3x3 convs")
     s.add_argument("target", metavar="TARGET")
-    s.add_argument("--channels", type=int, default=64, help="C, channels of a spec's layers (default 64)")
+    s.add_argument("--channels", type=int, default=64, help="C, the channels of a spec's layers and of 7x7-vs-3x3 (default 64)")
     s.add_argument("--size", type=int, default=32, help="input height and width for a spec (default 32)")
     s.set_defaults(func=cmd_explain_receptive_field)
 

@@ -295,7 +295,9 @@ def test_shared_npz_matches_its_manifest(shared_data):
     assert data["test"][1][:5].tolist() == [3, 8, 8, 0, 6]  # the canonical test labels
     # the sample is the first images of it
     sample = cifar.load_cifar10(sample=True)
-    assert np.array_equal(sample["train"][0], data["train"][0][:500])
+    for split, n in (("train", 500), ("test", 100)):
+        assert np.array_equal(sample[split][0], data[split][0][:n])
+        assert np.array_equal(sample[split][1], data[split][1][:n])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -168,7 +168,9 @@ def load_cifar10(data_dir=None, path=None, sample: bool = False) -> dict:
     ``path`` (``data.path``) wins; else the sample shipped in the package when ``sample``; else, in each
     search root (``--data-dir``, ``$DEEPZOO_DATA``, the cache) a ``cifar-10-batches-py/`` folder or the
     downloaded archive (``deepzoo data fetch cifar10-python`` puts it in the cache), under ``ROOT/cifar10/``,
-    ``ROOT/cifar10-python/`` or ``ROOT/``; else the registry's verified ``cifar10.npz`` (the partial copy).
+    ``ROOT/cifar10-python/`` or ``ROOT/``, or the registry's ``cifar10.npz`` (the partial copy). The first
+    root that holds any of them wins, so ``--data-dir`` beats the cache. The archive and the npz are checked
+    against their sha256; an unpacked pickle folder is read as it is.
     """
     if path:
         return load_path(path)
@@ -178,13 +180,24 @@ def load_cifar10(data_dir=None, path=None, sample: bool = False) -> dict:
             raise DeepzooError(f"packaged CIFAR-10 sample {file} is missing; reinstall deepzoo "
                                f"(or rebuild it with scripts/make_cifar_sample.py)")
         return load_npz(file)
-    for root in registry.search_roots(data_dir):
+    for root in registry.search_roots(data_dir):  # the first root that holds any layout wins
         for folder in (root / "cifar10", root / "cifar10-python", root):
             if (folder / PICKLE_FOLDER / TEST_BATCH).is_file():
-                return load_pickle_folder(folder / PICKLE_FOLDER)
+                return load_pickle_folder(folder / PICKLE_FOLDER)  # unpacked by the user: read as is
             if (folder / ARCHIVE).is_file():
+                spec = registry.get("cifar10-python").files[0]
+                problem = registry._check_file(folder / ARCHIVE, spec)
+                if problem:
+                    raise DeepzooError(f"corrupted download {folder / ARCHIVE} ({problem}); delete it and run "
+                                       f"`deepzoo data fetch cifar10-python`")
                 return load_archive(folder / ARCHIVE)
-    return load_npz(registry.locate("cifar10", data_dir) / "cifar10.npz")
+            if (folder / "cifar10.npz").is_file():
+                return load_npz(registry.locate("cifar10", root) / "cifar10.npz")  # verified (sha256)
+    try:
+        return load_npz(registry.locate("cifar10", data_dir) / "cifar10.npz")
+    except DeepzooError as e:
+        raise DeepzooError(f"{e}; or get the canonical CIFAR-10 (50,000 + 10,000 images) with "
+                           f"`deepzoo data fetch cifar10-python`") from None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -250,7 +250,7 @@ _DATASETS = (
         task="image classification",
         description=(
             "CIFAR-10, partial: 30,000 train (data_batch_1-3) + first 1,000 test 32x32 RGB images as one numpy "
-            "npz; no public download, place cifar10.npz by hand"
+            "npz; no public download, place cifar10.npz by hand (cifar10-python is the full canonical download)"
         ),
         homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
         license="none stated for CIFAR-10 (cite Krizhevsky 2009); assembled from ConvNetJS demo data (MIT)",

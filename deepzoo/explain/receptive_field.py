@@ -12,7 +12,8 @@ and three ReLUs instead of one.
 
 The layers are found by running the model once on a dummy input with forward hooks on its leaf modules,
 so the table follows the real execution order. In a residual block the receptive field grows along the
-convolutions; the shortcut (a 1x1 projection or the identity) sees less, so it is listed but does not add.
+convolutions; the shortcut sees less: a 1x1 projection (shortcut B) is listed but does not add, and the
+identity (shortcut A) has no layer to list.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def _fmt_params(n: int, channels: int | None) -> str:
     return f"{n:,}"
 
 
-def format_table(rows: list[Row], input_shape: tuple, total: int, channels: int | None = None) -> str:
+def format_table(rows: list[Row], input_shape: tuple, total: int, channels: int | None = None,
+                 batch_norm: bool = False) -> str:
     from deepzoo.cli import table
     lines = [["input", "", "x".join(map(str, input_shape)), "", "1", ""]]
     for row in rows:
@@ -123,7 +125,8 @@ def format_table(rows: list[Row], input_shape: tuple, total: int, channels: int 
                       f"{row.kernel}/{row.stride}" if row.kernel else "",
                       "all" if row.field is None else str(row.field), _fmt_params(row.parameters, channels)])
     text = table(lines, ["layer", "type", "output", "kernel/stride", "receptive field", "parameters"])
-    return text + f"\n{total:,} parameters in all (batch-norm scales and shifts included, which the rows omit)"
+    note = " (batch-norm scales and shifts included, which the rows omit)" if batch_norm else ""
+    return text + f"\n{total:,} parameters in all{note}"
 
 
 def comparison(channels: int) -> tuple[list[list[str]], str]:
@@ -157,4 +160,5 @@ def explain(target: str, channels: int = 64, size: int = 32) -> str:
                                f"cnn-mnist) or a spec such as conv3,conv3,conv3")
         model, shape, per_c = recipe.make_model(recipe.full_defaults()), recipe.input_shape, None
     rows = layer_table(model, shape)
-    return format_table(rows, shape, sum(p.numel() for p in model.parameters()), per_c)
+    has_bn = any("BatchNorm" in type(m).__name__ for m in model.modules())
+    return format_table(rows, shape, sum(p.numel() for p in model.parameters()), per_c, has_bn)

@@ -81,7 +81,7 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def _load_all() -> None:
-    from deepzoo.recipes import charlm, cifar, lm, mnist, tabular, text, translation, word2vec  # noqa: F401  (each module registers its recipes)
+    from deepzoo.recipes import charlm, cifar, generative, lm, mnist, tabular, text, translation, word2vec  # noqa: F401  (each module registers its recipes)
 
 
 def get(name: str) -> Recipe:

@@ -137,7 +137,7 @@ def _resnet_model(depth: int, residual: bool) -> dict:
 
 
 _HE = "https://arxiv.org/abs/1512.03385"
-_NOTE = " (50,000 training images, 10,000 test; here 30,000 and the first 1,000)"
+_NOTE = " (50,000 training images, 10,000 test; the shared partial copy has 30,000 and the first 1,000)"
 for name, depth, residual, ref in (
         ("resnet20-cifar10", 20, True, Reference("test_acc", 0.9125, "He et al. 2016, Table 6, ResNet-20" + _NOTE, _HE)),
         ("resnet56-cifar10", 56, True, Reference("test_acc", 0.9303, "He et al. 2016, Table 6, ResNet-56" + _NOTE, _HE)),

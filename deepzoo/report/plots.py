@@ -46,3 +46,23 @@ def save_png(fig, path, dpi: int = 100) -> Path:
     plt.close(fig)
     atomic_write_bytes(Path(path), buffer.getvalue())
     return Path(path)
+
+
+def save_image_grid(images, path, nrow: int, scale: int = 2) -> Path:
+    """Write grey images [N, 1, H, W] with values in [0, 1] as one PNG grid, ``nrow`` images a row,
+    1-pixel dark gaps, each pixel ``scale`` x ``scale``; atomically."""
+    import numpy as np
+    from PIL import Image
+    a = np.asarray(images.detach().float().clamp(0, 1).cpu())[:, 0]
+    n, h, w = a.shape
+    rows = -(-n // nrow)
+    grid = np.full((rows * (h + 1) + 1, nrow * (w + 1) + 1), 0.2, dtype=np.float32)
+    for k in range(n):
+        i, j = divmod(k, nrow)
+        grid[1 + i * (h + 1):1 + i * (h + 1) + h, 1 + j * (w + 1):1 + j * (w + 1) + w] = a[k]
+    img = Image.fromarray((grid * 255).round().astype(np.uint8)).resize(
+        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)

@@ -142,7 +142,8 @@ def build_optimizer(model: torch.nn.Module, o: dict) -> torch.optim.Optimizer:
 
 
 def higher_is_better(name: str) -> bool:
-    return not name.endswith(("loss", "rmse", "mse", "mae", "ppl", "perplexity", "error"))
+    return not name.endswith(("loss", "rmse", "mse", "mae", "ppl", "perplexity", "error", "nelbo", "kl",
+                              "recon"))
 
 
 class Trainer:
