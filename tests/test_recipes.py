@@ -60,3 +60,17 @@ def test_read_default_run_accepts_only_a_finished_default_run(tmp_path):
     (tmp_path / "default" / "summary.json").unlink()
     with pytest.raises(DeepzooError, match="has not finished"):
         read_default_run(tmp_path / "default", "logreg-binary")
+
+
+def test_a_run_made_before_a_key_existed_still_loads(tmp_path):
+    """config.json of an older deepzoo lacks keys added since (train.precision): they take their defaults."""
+    import json
+
+    from deepzoo.train.run import evaluate, read_run
+    run = tmp_path / "old"
+    train("logreg-binary", preset="quick", out=run, progress=False, log=lambda m: None)
+    meta = json.loads((run / "config.json").read_text())
+    del meta["config"]["train"]["precision"]
+    (run / "config.json").write_text(json.dumps(meta))
+    assert read_run(run)[3]["train"]["precision"] == "fp32"
+    assert "test_acc" in evaluate(run)["results"]

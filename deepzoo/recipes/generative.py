@@ -1,4 +1,5 @@
-"""Generative recipes on MNIST: ``vae-mnist`` (the variational autoencoder).
+"""Generative recipes on MNIST: ``vae-mnist`` (the variational autoencoder), ``gan-mnist`` (the MLP GAN)
+and ``dcgan-mnist`` (DCGAN).
 
 Data: MNIST pixels scaled to [0, 1] (not standardised: they are the Bernoulli targets of the
 decoder), the 60,000 training images minus 5,000 for validation (which picks the best epoch), and
@@ -6,10 +7,11 @@ the 10,000 test images, on which the figure, the negative ELBO in nats per image
 The loss, reconstruction (binary cross-entropy summed over the 784 pixels) plus KL, is exactly what
 pytorch/examples' VAE reports, so the two figures compare directly.
 
-With ``--set eval.classifier=RUN_DIR`` (a trained ``cnn-mnist`` run) the best weights also draw
+With ``--set eval.classifier=RUN_DIR`` (a trained ``cnn-mnist`` run) the final weights also draw
 ``eval.samples`` images (10,000 by default) and the results gain the sample-quality figures of
-:mod:`deepzoo.report.sample_quality` against the test images: ``sample_fd`` (Fréchet distance of the
-classifier's features), ``sample_confidence`` and ``sample_class_entropy``.
+:mod:`deepzoo.report.sample_quality` against the 10,000 test images: ``test_fd`` (Fréchet distance of the
+classifier's features), ``test_confidence`` and ``test_class_entropy``. The GANs, which have no test loss,
+then also log each epoch the class entropy and confidence of 1,000 samples: the mode-collapse signal.
 
 ``deepzoo predict RUN out.png`` writes a grid of 64 samples to out.png, a grid of latent
 interpolations between test digits to out-interpolation.png and, for a 2-D latent, the latent map
@@ -24,6 +26,7 @@ import torch
 
 from deepzoo.data.batches import TensorBatches, split
 from deepzoo.errors import DeepzooError
+from deepzoo.models import gan
 from deepzoo.models.vae import VAE, interpolate, latent_map, negative_elbo, negative_elbo_terms
 from deepzoo.recipes import Recipe, Reference, register
 from deepzoo.train.engine import Task
@@ -94,7 +97,7 @@ def build_vae(cfg: dict, data_dir) -> Task:
     test = TensorBatches(x_test, x_test, 1000)
     return Task(model=make_vae(cfg), train=train, val=val, test=test, loss=negative_elbo,
                 metrics=[NegativeELBO, Reconstruction, KL], monitor="val_nelbo", headline="test_nelbo",
-                context={"test_images": x_test[:20]})
+                context={"test_images": x_test})
 
 
 def check_classifier(path: str) -> None:
@@ -122,9 +125,9 @@ def score_samples(task: Task, cfg: dict) -> dict:
     classifier = load_classifier(e["classifier"])
     model = task.model.eval()
     generated = model.sample(e["samples"], torch.Generator().manual_seed(cfg["seed"]))
-    q = sample_quality(generated, task.test.x, classifier)
-    return {"sample_fd": q["frechet_distance"], "sample_confidence": q["mean_confidence"],
-            "sample_class_entropy": q["class_entropy"], "sample_class_histogram": q["class_histogram"]}
+    q = sample_quality(generated.cpu(), task.context["test_images"], classifier)
+    return {"test_fd": q["frechet_distance"], "test_confidence": q["mean_confidence"],
+            "test_class_entropy": q["class_entropy"], "test_class_histogram": q["class_histogram"]}
 
 
 @torch.no_grad()
@@ -137,10 +140,16 @@ def predict_samples(task: Task, cfg: dict, path: str, seed: int = 0) -> dict:
         raise DeepzooError(f"folder {out.parent} does not exist")
     model = task.model.eval()
     wrote = [save_image_grid(model.sample(64, torch.Generator().manual_seed(seed)), out, nrow=8)]
-    digits = task.context["test_images"]
-    rows = torch.cat([interpolate(model, digits[2 * i], digits[2 * i + 1], steps=10) for i in range(5)])
+    if isinstance(model, VAE):      # between the latent means of pairs of test digits
+        digits = task.context["test_images"]
+        rows = torch.cat([interpolate(model, digits[2 * i], digits[2 * i + 1], steps=10) for i in range(5)])
+    else:                           # a GAN has no encoder: between pairs of random latent points
+        g = torch.Generator().manual_seed(seed + 1)
+        ends = model.noise(10, g)
+        t = torch.linspace(0, 1, 10, device=ends.device)[:, None]
+        rows = torch.cat([model.decode((1 - t) * ends[2 * i] + t * ends[2 * i + 1]) for i in range(5)])
     wrote.append(save_image_grid(rows, out.with_name(out.stem + "-interpolation.png"), nrow=10))
-    if model.latent == 2:
+    if isinstance(model, VAE) and model.latent == 2:
         wrote.append(save_image_grid(latent_map(model, 20), out.with_name(out.stem + "-latent-map.png"), nrow=20))
     return {"input": path, "wrote": [str(p) for p in wrote]}
 
@@ -159,3 +168,65 @@ register(Recipe(
     build=build_vae, score=score_samples, predict=predict_samples, predict_options=("seed",),
     predict_help="the PNG file to write samples to (plus -interpolation.png, -latent-map.png)",
 ))
+
+
+# --------------------------------------------------------------------------------------------------
+# GAN and DCGAN
+
+def _no_test_loss(out, y):
+    raise DeepzooError("a GAN has no test loss; its figures are the sample-quality ones (eval.classifier)")
+
+
+def build_gan(cfg: dict, data_dir) -> Task:
+    from deepzoo.data.mnist import load_mnist
+    d, m, o = cfg["data"], cfg["model"], cfg["optim"]
+    if cfg["eval"]["classifier"]:
+        check_classifier(cfg["eval"]["classifier"])
+    if not 0 <= o["beta1"] < 1:
+        raise DeepzooError(f"optim.beta1 must be in [0, 1), got {o['beta1']}")
+    data = load_mnist(data_dir, sample=d["sample"])
+    x_train, x_test = _pixels(data["train"][0]), _pixels(data["test"][0])
+    model = gan.GAN(kind=m["kind"], latent=m["latent"], width=m["width"])
+    # Adam, one parameter group per player (lr 2e-4, beta1 0.5: DCGAN's settings)
+    optimizer = torch.optim.Adam([{"params": model.generator.parameters()},
+                                  {"params": model.discriminator.parameters()}],
+                                 lr=o["lr"], betas=(o["beta1"], 0.999))
+    train = TensorBatches(x_train * 2 - 1, torch.zeros(len(x_train)), d["batch_size"], shuffle=True, drop_last=True)
+    state = {}
+
+    def mode_signal(trainer) -> dict:
+        """Class entropy and confidence of 1,000 samples after each epoch (needs eval.classifier)."""
+        from deepzoo.report.sample_quality import classify
+        if not cfg["eval"]["classifier"]:
+            return {}
+        if "classifier" not in state:
+            state["classifier"] = load_classifier(cfg["eval"]["classifier"])
+        images = trainer.model.sample(1000, torch.Generator().manual_seed(cfg["seed"])).cpu()
+        _, probs = classify(state["classifier"], images)
+        hist = torch.bincount(torch.from_numpy(probs.argmax(1)), minlength=10).double() / len(probs)
+        nz = hist[hist > 0]
+        return {"sample_class_entropy": float(-(nz * nz.log()).sum()), "sample_confidence": float(probs.max(1).mean())}
+
+    return Task(model=model, train=train, val=None, test=None, loss=_no_test_loss, monitor="train_loss",
+                headline="test_fd", optimizer=optimizer, epoch_end=mode_signal,
+                train_step=lambda trainer, x, y: gan.train_step(trainer.model, x, trainer.optimizer, trainer.generator),
+                context={"test_images": x_test})
+
+
+_FD_REF = Reference("test_fd", None, "no published figure on this measure (Fréchet distance of cnn-mnist "
+                    "features; needs --set eval.classifier=RUN)")
+for name, kind, desc, epochs in (
+        ("gan-mnist", "mlp", "the notes' GAN: MLP generator 100-256-512-1024-784 (tanh) vs MLP discriminator, BCE", 50),
+        ("dcgan-mnist", "dcgan", "DCGAN: transposed-conv generator with BatchNorm vs strided-conv discriminator", 20)):
+    register(Recipe(
+        name=name, family="GAN", dataset="mnist", description=desc, reference=_FD_REF,
+        defaults={"data": {"sample": False, "batch_size": 64},
+                  "model": {"kind": kind, "latent": 100, "width": 64},
+                  "optim": {"name": "adam", "lr": 2e-4, "beta1": 0.5, "schedule": "constant"},
+                  "train": {"epochs": epochs}, "eval": {"classifier": "", "samples": 10000}},
+        presets={"quick": {"data": {"sample": True, "batch_size": 64}, "train": {"epochs": 2},
+                           "model": {"width": 64 if kind == "mlp" else 32}}},
+        build=build_gan, score=score_samples, predict=predict_samples,
+        predict_options=("seed",),
+        predict_help="the PNG file to write samples to (plus -interpolation.png)",
+    ))

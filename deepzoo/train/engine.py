@@ -20,6 +20,7 @@ generators and early-stopping state, so a killed run ends with the same weights 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,10 @@ class Task:
     headline: str = "test_loss"
     context: dict = field(default_factory=dict)  # what prediction needs besides the model (a vocabulary, ...)
     train_metrics: bool = False  # also compute the metrics on the training batches (train_acc, ...)
+    # For training that is not "one loss, one backward, one step" (a GAN's two players):
+    train_step: Callable | None = None   # (trainer, x, y) -> {"loss": float, other logged floats}; it steps itself
+    optimizer: torch.optim.Optimizer | None = None  # the recipe's own (e.g. one param group per player)
+    epoch_end: Callable | None = None    # (trainer) -> extra floats for the epoch's row (e.g. a mode-collapse signal)
 
 
 def to_device(x, device: torch.device):
@@ -143,7 +148,7 @@ def build_optimizer(model: torch.nn.Module, o: dict) -> torch.optim.Optimizer:
 
 def higher_is_better(name: str) -> bool:
     return not name.endswith(("loss", "rmse", "mse", "mae", "ppl", "perplexity", "error", "nelbo", "kl",
-                              "recon"))
+                              "recon", "_fd"))
 
 
 class Trainer:
@@ -160,7 +165,9 @@ class Trainer:
         autocast(self.device, self.precision)  # an impossible precision fails here, before any training
         # fp16 gradients can underflow: scale the loss up before backward, and the gradients back down
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.optimizer = build_optimizer(self.model, cfg["optim"])
+        self.optimizer = task.optimizer if task.optimizer is not None else build_optimizer(self.model, cfg["optim"])
+        for group in self.optimizer.param_groups:  # the schedule scales each group's own base rate
+            group.setdefault("base_lr", group["lr"])
         self.generator = torch.Generator().manual_seed(cfg["seed"])  # shuffling and augmentation
         self.ckpt_root = self.run_dir / "checkpoints"
         self.metrics_path = self.run_dir / "metrics.jsonl"
@@ -177,10 +184,9 @@ class Trainer:
         factor = lr_factor(o["schedule"], self.step, total, steps, int(o["warmup_epochs"] * steps),
                            gamma=o["gamma"], step_size=o["step_size"], min_factor=o["min_lr_factor"],
                            decay_start=o["decay_start"])
-        lr = o["lr"] * factor
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        return lr
+            group["lr"] = group.setdefault("base_lr", o["lr"]) * factor  # (older checkpoints lack it)
+        return self.optimizer.param_groups[0]["lr"]
 
     # --- one pass over the training split ---------------------------------------------------------
     def train_epoch(self) -> dict:
@@ -191,9 +197,22 @@ class Trainer:
         bar = tqdm(self.task.train.epoch(self.generator), total=len(self.task.train), leave=False,
                    desc=f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']}", unit="batch",
                    disable=None if self.progress else True)  # None: only on a terminal
+        logged: dict[str, float] = {}
         for x, y in bar:
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             lr = self._set_lr()
+            if self.task.train_step is not None:  # the recipe's own step (zero_grad, backward, step)
+                logs = self.task.train_step(self, x, y)
+                if not math.isfinite(logs["loss"]):
+                    self._diverged(logs["loss"], lr)
+                self.step += 1
+                for k, v in logs.items():
+                    logged[k] = logged.get(k, 0.0) + v * len(y)
+                seen += len(y)
+                total_loss = logged["loss"]
+                if self.step % 20 == 0:
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{lr:.2e}")
+                continue
             with autocast(self.device, self.precision):
                 out = forward(self.model, x)
             out = _float(out)
@@ -215,8 +234,9 @@ class Trainer:
             if self.step % 20 == 0:
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{lr:.2e}")
         bar.close()
-        return {"train_loss": total_loss / max(seen, 1), **{f"train_{m.name}": m.compute() for m in metrics},
-                "lr": lr}
+        extra = {f"train_{k}": v / max(seen, 1) for k, v in logged.items() if k != "loss"}
+        return {"train_loss": total_loss / max(seen, 1), **extra,
+                **{f"train_{m.name}": m.compute() for m in metrics}, "lr": lr}
 
     def _diverged(self, value: float, lr: float) -> None:
         latest = checkpoint.read_latest(self.ckpt_root)
@@ -258,6 +278,8 @@ class Trainer:
             self.epoch += 1
             if self.task.val is not None:
                 row.update(self.evaluate(self.task.val, "val"))
+            if self.task.epoch_end is not None:
+                row.update(self.task.epoch_end(self))
             value = row[monitor]
             improved = (self.best_value is None or
                         (value > self.best_value if maximise else value < self.best_value))

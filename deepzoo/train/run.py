@@ -70,16 +70,19 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict, recipes.Recipe, dict]:
     except json.JSONDecodeError as e:
         raise DeepzooError(f"{path} is not valid JSON: {e}") from None
     recipe = recipes.get(meta["recipe"])
-    return run_dir, meta, recipe, {**meta["config"], "recipe": recipe.name, "preset": meta.get("preset")}
+    # keys added to a recipe after the run was made take their defaults (an older run still resumes)
+    config = recipes._merge(recipe.full_defaults(), meta["config"])
+    return run_dir, meta, recipe, {**config, "recipe": recipe.name, "preset": meta.get("preset")}
 
 
 def read_default_run(run_dir: str | Path, recipe_name: str) -> tuple[Path, dict]:
     """(folder, summary) of a finished run of ``recipe_name`` trained with its default config, for
     benchmarks that report a default run's figures; any other run is one error naming what differs."""
-    run_dir, meta, recipe, _ = read_run(run_dir)
+    run_dir, meta, recipe, cfg = read_run(run_dir)
+    config = {k: v for k, v in cfg.items() if k not in ("recipe", "preset")}  # keys added since: defaults
     defaults = recipes.get(recipe_name).full_defaults()
-    if recipe.name != recipe_name or meta["config"] != defaults or meta.get("preset"):
-        want, have = cfglib.flatten(defaults), cfglib.flatten(meta["config"])
+    if recipe.name != recipe_name or config != defaults or meta.get("preset"):
+        want, have = cfglib.flatten(defaults), cfglib.flatten(config)
         changed = sorted(k for k in want.keys() | have.keys() if want.get(k, None) != have.get(k, None))
         raise DeepzooError(f"{run_dir}: not a {recipe_name} run with the default config (it is {recipe.name}; "
                            f"differs in {', '.join(changed) or 'preset'})")
