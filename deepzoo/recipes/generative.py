@@ -1,5 +1,5 @@
-"""Generative recipes on MNIST: ``vae-mnist`` (the variational autoencoder), ``gan-mnist`` (the MLP GAN)
-and ``dcgan-mnist`` (DCGAN).
+"""Generative recipes on MNIST: ``vae-mnist`` (the variational autoencoder), ``gan-mnist`` (the MLP GAN),
+``dcgan-mnist`` (DCGAN) and ``ddpm-mnist`` (a diffusion model).
 
 Data: MNIST pixels scaled to [0, 1] (not standardised: they are the Bernoulli targets of the
 decoder), the 60,000 training images minus 5,000 for validation (which picks the best epoch), and
@@ -27,6 +27,7 @@ import torch
 from deepzoo.data.batches import TensorBatches, split
 from deepzoo.errors import DeepzooError
 from deepzoo.models import gan
+from deepzoo.models.ddpm import Diffusion
 from deepzoo.models.vae import VAE, interpolate, latent_map, negative_elbo, negative_elbo_terms
 from deepzoo.recipes import Recipe, Reference, register
 from deepzoo.train.engine import Task
@@ -114,6 +115,12 @@ def load_classifier(path: str) -> torch.nn.Module:
     return load_model(path)[2].model
 
 
+def _sample(model, cfg: dict, n: int, generator: torch.Generator) -> torch.Tensor:
+    if isinstance(model, Diffusion):  # DDIM with eval.sample_steps steps
+        return model.sample(n, generator, sample_steps=cfg["eval"]["sample_steps"])
+    return model.sample(n, generator)
+
+
 @torch.no_grad()
 def score_samples(task: Task, cfg: dict) -> dict:
     from deepzoo.report.sample_quality import sample_quality
@@ -124,7 +131,7 @@ def score_samples(task: Task, cfg: dict) -> dict:
         raise DeepzooError(f"eval.samples must be at least 2, got {e['samples']}")
     classifier = load_classifier(e["classifier"])
     model = task.model.eval()
-    generated = model.sample(e["samples"], torch.Generator().manual_seed(cfg["seed"]))
+    generated = _sample(model, cfg, e["samples"], torch.Generator().manual_seed(cfg["seed"]))
     q = sample_quality(generated.cpu(), task.context["test_images"], classifier)
     return {"test_fd": q["frechet_distance"], "test_confidence": q["mean_confidence"],
             "test_class_entropy": q["class_entropy"], "test_class_histogram": q["class_histogram"]}
@@ -139,7 +146,12 @@ def predict_samples(task: Task, cfg: dict, path: str, seed: int = 0) -> dict:
     if not out.parent.is_dir():
         raise DeepzooError(f"folder {out.parent} does not exist")
     model = task.model.eval()
-    wrote = [save_image_grid(model.sample(64, torch.Generator().manual_seed(seed)), out, nrow=8)]
+    wrote = [save_image_grid(_sample(model, cfg, 64, torch.Generator().manual_seed(seed)), out, nrow=8)]
+    if isinstance(model, Diffusion):  # ancestral sampling of 8 digits, 10 snapshots each from x_T to x_0
+        _, strip = model.sample_ancestral(8, torch.Generator().manual_seed(seed), keep=10)
+        rows = torch.stack(strip, 1).reshape(-1, 1, 28, 28)
+        wrote.append(save_image_grid(rows, out.with_name(out.stem + "-denoising.png"), nrow=len(strip)))
+        return {"input": path, "wrote": [str(p) for p in wrote]}
     if isinstance(model, VAE):      # between the latent means of pairs of test digits
         digits = task.context["test_images"]
         rows = torch.cat([interpolate(model, digits[2 * i], digits[2 * i + 1], steps=10) for i in range(5)])
@@ -230,3 +242,49 @@ for name, kind, desc, epochs in (
         predict_options=("seed",),
         predict_help="the PNG file to write samples to (plus -interpolation.png)",
     ))
+
+
+# --------------------------------------------------------------------------------------------------
+# DDPM
+
+def build_ddpm(cfg: dict, data_dir) -> Task:
+    from deepzoo.data.mnist import load_mnist
+    from deepzoo.train.engine import autocast
+    d, m, e = cfg["data"], cfg["model"], cfg["eval"]
+    if e["classifier"]:
+        check_classifier(e["classifier"])
+    data = load_mnist(data_dir, sample=d["sample"])
+    x_train, x_test = _pixels(data["train"][0]), _pixels(data["test"][0])
+    model = Diffusion(steps=m["steps"], schedule=m["schedule"], width=m["width"])
+    if not 1 <= e["sample_steps"] <= m["steps"]:
+        raise DeepzooError(f"eval.sample_steps must be 1 to model.steps ({m['steps']}), got {e['sample_steps']}")
+    train = TensorBatches(x_train * 2 - 1, torch.zeros(len(x_train)), d["batch_size"], shuffle=True, drop_last=True)
+    clip = cfg["train"]["clip_grad_norm"]
+
+    def step(trainer, x, y) -> dict:
+        with autocast(trainer.device, trainer.precision):
+            loss = trainer.model.loss(x, trainer.generator)      # noise and steps from the saved RNG
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), clip)
+        trainer.optimizer.step()
+        return {"loss": float(loss.detach())}
+
+    return Task(model=model, train=train, val=None, test=None, loss=_no_test_loss, monitor="train_loss",
+                headline="test_fd", train_step=step, context={"test_images": x_test})
+
+
+register(Recipe(
+    name="ddpm-mnist", family="Diffusion", dataset="mnist",
+    description="DDPM: one time-conditioned U-Net predicts the added noise; ancestral sampling and DDIM",
+    reference=_FD_REF, build=build_ddpm, score=score_samples, predict=predict_samples, predict_options=("seed",),
+    predict_help="the PNG file to write samples to (plus -denoising.png: x_T to x_0 for 8 digits)",
+    defaults={"data": {"sample": False, "batch_size": 128},
+              "model": {"steps": 1000, "schedule": "linear", "width": 32},
+              "optim": {"name": "adam", "lr": 2e-4, "schedule": "constant", "warmup_epochs": 0.2},
+              "train": {"epochs": 8, "clip_grad_norm": 1.0, "precision": "auto"},
+              "eval": {"classifier": "", "samples": 10000, "sample_steps": 50}},
+    presets={"quick": {"data": {"sample": True}, "train": {"epochs": 2}, "model": {"width": 16, "steps": 100},
+                       "eval": {"sample_steps": 10}}},
+))

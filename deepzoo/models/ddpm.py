@@ -1,0 +1,182 @@
+r"""Denoising diffusion probabilistic models (Ho, Jain & Abbeel 2020), with DDIM sampling (Song et al. 2021).
+
+**Forward process.** Noise is added in T small steps, x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps,
+until x_T is pure Gaussian noise. With alpha_t = 1 - beta_t and abar_t = prod_{s <= t} alpha_s, any step
+can be reached in one go:
+
+    x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps,      eps ~ N(0, I)
+
+The schedule: *linear* beta_t from 1e-4 to 0.02 over T = 1000 (Ho et al.), or *cosine*,
+abar_t = f(t) / f(0) with f(t) = cos^2( (t/T + s) / (1 + s) * pi/2 ), s = 0.008 (Nichol & Dhariwal 2021),
+which destroys information more evenly over the steps.
+
+**Training.** One network eps_theta(x_t, t) (one U-Net for every step, told t through a sinusoidal
+embedding) learns to predict the noise that was added:
+
+    L = E_{x_0, t ~ U{1..T}, eps} || eps - eps_theta( sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t ) ||^2
+
+**Ancestral sampling** runs the process backwards from x_T ~ N(0, I), one step at a time:
+
+    x_{t-1} = 1/sqrt(alpha_t) * ( x_t - beta_t / sqrt(1 - abar_t) * eps_theta(x_t, t) ) + sigma_t z,
+    sigma_t^2 = beta_t (1 - abar_{t-1}) / (1 - abar_t),   z ~ N(0, I)  (z = 0 at the last step)
+
+T network evaluations per image: stable, but slow. **DDIM** (eta = 0) is deterministic and skips steps:
+on a sub-sequence tau_1 < ... < tau_S of the steps, with x_0 predicted from the noise estimate,
+
+    x0_hat = ( x_t - sqrt(1 - abar_t) eps_theta(x_t, t) ) / sqrt(abar_t)
+    x_{t'} = sqrt(abar_{t'}) x0_hat + sqrt(1 - abar_{t'}) eps_theta(x_t, t)
+
+so 50 steps replace 1000, with the same trained network.
+
+**The U-Net** (28 x 28 -> 14 -> 7 and back, with skip connections): residual blocks of GroupNorm, SiLU and
+3x3 convolutions, the time embedding added to every block's feature maps.
+Images are scaled to [-1, 1]; t is 0-based in the code (step t of the maths is index t - 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepzoo.errors import DeepzooError
+
+
+def betas_for(schedule: str, steps: int) -> torch.Tensor:
+    if steps < 2:
+        raise DeepzooError(f"model.steps must be at least 2, got {steps}")
+    if schedule == "linear":  # Ho et al.'s 1e-4 .. 0.02 for T = 1000, scaled for other T
+        scale = 1000 / steps
+        return torch.linspace(scale * 1e-4, scale * 0.02, steps, dtype=torch.float64).clamp(max=0.999)
+    if schedule == "cosine":
+        s = 0.008
+        t = torch.arange(steps + 1, dtype=torch.float64) / steps
+        f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+        abar = f / f[0]
+        return (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
+    raise DeepzooError(f"model.schedule must be 'linear' or 'cosine', got {schedule!r}")
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of integer steps, as the Transformer's positions: [sin(t w_i), cos(t w_i)],
+    w_i = 10000^(-i / (dim/2))."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, tdim: int) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(8, cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.time = nn.Linear(tdim, cout)
+        self.norm2, self.conv2 = nn.GroupNorm(8, cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time(temb)[:, :, None, None]            # "which step is this": added to every pixel
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class UNet(nn.Module):
+    """eps_theta(x_t, t) for 1 x 28 x 28 images: two resolutions down (28, 14, 7) and back up."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        c, tdim = width, 4 * width
+        self.tdim = c
+        self.time_mlp = nn.Sequential(nn.Linear(c, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
+        self.inp = nn.Conv2d(1, c, 3, padding=1)
+        self.down1, self.pool1 = ResBlock(c, c, tdim), nn.Conv2d(c, c, 4, 2, 1)               # 28 -> 14
+        self.down2, self.pool2 = ResBlock(c, 2 * c, tdim), nn.Conv2d(2 * c, 2 * c, 4, 2, 1)   # 14 -> 7
+        self.mid = ResBlock(2 * c, 2 * c, tdim)
+        self.up2, self.dec2 = nn.ConvTranspose2d(2 * c, 2 * c, 4, 2, 1), ResBlock(4 * c, c, tdim)  # 7 -> 14
+        self.up1, self.dec1 = nn.ConvTranspose2d(c, c, 4, 2, 1), ResBlock(2 * c, c, tdim)          # 14 -> 28
+        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        temb = self.time_mlp(timestep_embedding(t, self.tdim))
+        h0 = self.inp(x)
+        h1 = self.down1(h0, temb)                       # 28x28, c
+        h2 = self.down2(self.pool1(h1), temb)           # 14x14, 2c
+        h = self.mid(self.pool2(h2), temb)              # 7x7, 2c
+        h = self.dec2(torch.cat([self.up2(h), h2], 1), temb)   # 14x14: skip connection from the way down
+        h = self.dec1(torch.cat([self.up1(h), h1], 1), temb)   # 28x28
+        return self.out(h)
+
+
+class Diffusion(nn.Module):
+    """The noise schedule (buffers) and the noise-predicting U-Net."""
+
+    def __init__(self, steps: int = 1000, schedule: str = "linear", width: int = 32) -> None:
+        super().__init__()
+        if width < 8 or width % 8:
+            raise DeepzooError(f"model.width must be a multiple of 8 (GroupNorm of 8 groups), got {width}")
+        betas = betas_for(schedule, steps)
+        abar = torch.cumprod(1 - betas, 0)
+        self.steps = steps
+        self.register_buffer("betas", betas.float(), persistent=False)
+        self.register_buffer("abar", abar.float(), persistent=False)
+        self.net = UNet(width)
+
+    def add_noise(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps."""
+        a = self.abar[t][:, None, None, None]
+        return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+    def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The noise-prediction MSE at a uniformly drawn step for each image."""
+        n = len(x0)
+        t = torch.randint(0, self.steps, (n,), generator=generator).to(x0.device)
+        eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+        return F.mse_loss(self.net(self.add_noise(x0, t, eps), t), eps)
+
+    @torch.no_grad()
+    def ancestral_step(self, x: torch.Tensor, t: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_t -> x_{t-1}: the mean from the predicted noise, plus sigma_t z (none at the last step)."""
+        eps = self.net(x, torch.full((len(x),), t, device=x.device, dtype=torch.long))
+        beta, abar = self.betas[t], self.abar[t]
+        x = (x - beta / (1 - abar).sqrt() * eps) / (1 - beta).sqrt()
+        if t > 0:
+            var = beta * (1 - self.abar[t - 1]) / (1 - abar)
+            x = x + var.sqrt() * torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+        return x
+
+    @torch.no_grad()
+    def sample_ancestral(self, n: int, generator: torch.Generator | None = None, keep: int = 0):
+        """Ho et al.'s sampler, T steps; returns images in [0, 1] and, if ``keep`` > 0, ``keep`` snapshots of
+        x along the way (x_T first), each decoded as an image."""
+        device = self.betas.device
+        x = torch.randn(n, 1, 28, 28, generator=generator).to(device)
+        marks = set(torch.linspace(self.steps - 1, 0, keep).round().long().tolist()) if keep else set()
+        strip = []
+        for t in range(self.steps - 1, -1, -1):
+            if t in marks:
+                strip.append(((x.clamp(-1, 1) + 1) / 2).cpu())
+            x = self.ancestral_step(x, t, generator)
+        images = ((x.clamp(-1, 1) + 1) / 2).cpu()
+        return (images, strip + [images]) if keep else images
+
+    @torch.no_grad()
+    def sample_ddim(self, n: int, sample_steps: int = 50, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Song et al.'s deterministic sampler (eta = 0) on ``sample_steps`` evenly spaced steps."""
+        if not 1 <= sample_steps <= self.steps:
+            raise DeepzooError(f"sample steps must be 1 to {self.steps}, got {sample_steps}")
+        device = self.betas.device
+        x = torch.randn(n, 1, 28, 28, generator=generator).to(device)
+        taus = torch.linspace(self.steps - 1, 0, sample_steps).round().long().tolist()
+        for i, t in enumerate(taus):
+            eps = self.net(x, torch.full((n,), t, device=device, dtype=torch.long))
+            abar = self.abar[t]
+            x0 = ((x - (1 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1, 1)
+            abar_next = self.abar[taus[i + 1]] if i + 1 < len(taus) else torch.tensor(1.0, device=device)
+            x = abar_next.sqrt() * x0 + (1 - abar_next).sqrt() * eps
+        return ((x.clamp(-1, 1) + 1) / 2).cpu()
+
+    def sample(self, n: int, generator: torch.Generator | None = None, sample_steps: int = 50) -> torch.Tensor:
+        return self.sample_ddim(n, sample_steps, generator)
