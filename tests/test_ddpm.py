@@ -22,6 +22,8 @@ def test_schedules():
         abar = torch.cumprod(1 - betas_for(name, 1000), 0)
         assert torch.all(abar[1:] < abar[:-1]) and float(abar[-1]) < 1e-4   # x_T is (almost) pure noise
     cos = torch.cumprod(1 - betas_for("cosine", 1000), 0)
+    f = torch.cos((torch.arange(1001, dtype=torch.float64) / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2
+    assert_close(cos[:900], (f / f[0])[1:901])   # abar_t = f(t) / f(0) wherever the 0.999 clip is inactive
     # the cosine schedule keeps more signal half-way (Nichol & Dhariwal's point)
     assert float(cos[500]) > float(torch.cumprod(1 - lin, 0)[500])
     with pytest.raises(DeepzooError, match="schedule"):
@@ -48,21 +50,60 @@ class _Oracle(torch.nn.Module):
         return (x - a.sqrt() * self.c) / (1 - a).sqrt()
 
 
+class _TwoPointOracle(torch.nn.Module):
+    """The exact noise predictor when the data are two images c1, c2 with probability 1/2 each:
+    E[x_0 | x_t] = sum_k w_k c_k with w = softmax_k( -||x_t - sqrt(abar_t) c_k||^2 / (2 (1 - abar_t)) ),
+    and eps = (x_t - sqrt(abar_t) E[x_0 | x_t]) / sqrt(1 - abar_t)."""
+
+    def __init__(self, abar, c):
+        super().__init__()
+        self.abar, self.c = abar, c                       # c: [2, 1, 28, 28]
+
+    def forward(self, x, t):
+        a = self.abar[t][:, None, None, None]
+        d2 = ((x[:, None] - a[:, None].sqrt() * self.c[None]) ** 2).flatten(2).sum(-1)     # [N, 2]
+        w = torch.softmax(-d2 / (2 * (1 - a.flatten()[:, None])), dim=1)
+        x0 = (w[:, :, None, None, None] * self.c[None]).sum(1)
+        return (x - a.sqrt() * x0) / (1 - a).sqrt()
+
+
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
-def test_both_samplers_recover_a_one_point_distribution(schedule):
+def test_both_samplers_land_on_the_data(schedule):
+    """From pure noise, both samplers end on one of the two training images, and both images come out
+    (the single steps are checked exactly by the two tests below)."""
     d = Diffusion(steps=200, schedule=schedule, width=8).double()
+    d.betas, d.abar = d.betas.double(), d.abar.double()
+    g = torch.Generator().manual_seed(0)
+    c = (torch.rand(2, 1, 28, 28, generator=g, dtype=torch.float64) * 1.6 - 0.8)
+    d.net = _TwoPointOracle(d.abar, c)
+    targets = (c + 1) / 2
+
+    def check(images):
+        dist = ((images.double()[:, None] - targets[None]) ** 2).flatten(2).mean(-1).sqrt()   # [N, 2]
+        assert float(dist.min(1).values.max()) < 1e-3          # every sample is one of the two images
+        share = float((dist.argmin(1) == 0).double().mean())
+        assert 0.15 < share < 0.85                              # and both come out
+    images, strip = d.sample_ancestral(40, torch.Generator().manual_seed(1), keep=5)
+    check(images)
+    assert len(strip) == 6 and float((strip[0] - targets[0]).abs().mean()) > 0.2   # x_T was noise
+    for steps in (200, 20):
+        check(d.sample_ddim(40, steps, torch.Generator().manual_seed(1)))
+    with pytest.raises(DeepzooError, match="sample steps"):
+        d.sample_ddim(1, 500)
+
+
+@pytest.mark.parametrize("t,t_next", [(199, 150), (120, 60), (10, 0)])
+def test_a_ddim_step_keeps_the_noise_and_moves_the_level(t, t_next):
+    """With the exact denoiser of a one-point data set c, x_t = sqrt(abar_t) c + sqrt(1 - abar_t) e must step
+    to exactly sqrt(abar_t') c + sqrt(1 - abar_t') e, the same e: DDIM (eta = 0) adds no new noise."""
+    d = Diffusion(steps=200, width=8).double()
     d.betas, d.abar = d.betas.double(), d.abar.double()
     c = torch.linspace(-0.8, 0.8, 784, dtype=torch.float64).reshape(1, 1, 28, 28)
     d.net = _Oracle(d.abar, c)
-    target = (c + 1) / 2
-    images, strip = d.sample_ancestral(3, torch.Generator().manual_seed(0), keep=5)
-    assert_close(images.double(), target.expand(3, -1, -1, -1), atol=1e-5, rtol=0)  # exact up to rounding; a wrong step is off by >1e-2
-    assert len(strip) == 6 and float((strip[0] - target).abs().mean()) > 0.2   # x_T was noise
-    for steps in (200, 20, 1):
-        assert_close(d.sample_ddim(3, steps, torch.Generator().manual_seed(0)).double(),
-                     target.expand(3, -1, -1, -1), atol=1e-5, rtol=0)  # exact up to rounding; a wrong step is off by >1e-2
-    with pytest.raises(DeepzooError, match="sample steps"):
-        d.sample_ddim(1, 500)
+    e = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = d.abar[t].sqrt() * c + (1 - d.abar[t]).sqrt() * e
+    assert_close(d.ddim_step(x, t, t_next), d.abar[t_next].sqrt() * c + (1 - d.abar[t_next]).sqrt() * e)
+    assert_close(d.ddim_step(x, t, None), c.expand(4, -1, -1, -1))
 
 
 @pytest.mark.parametrize("t", [150, 60, 5])

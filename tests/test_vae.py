@@ -85,8 +85,8 @@ def test_sample_quality_of_a_vae_run(tmp_path):
     s = train("vae-mnist", preset="quick", out=tmp_path / "vae", **quiet,
               sets=[f"eval.classifier={tmp_path / 'cnn'}", "eval.samples=500", "train.epochs=2"])
     r = s["results"]
-    assert r["sample_fd"] > 0 and 0 < r["sample_confidence"] <= 1 and 0 <= r["sample_class_entropy"] <= 2.31
-    assert sum(r["sample_class_histogram"]) == pytest.approx(1.0, abs=1e-3)
+    assert r["test_fd"] > 0 and 0 < r["test_confidence"] <= 1 and 0 <= r["test_class_entropy"] <= 2.31
+    assert sum(r["test_class_histogram"]) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(DeepzooError, match="must be a cnn-mnist run"):
         train("vae-mnist", preset="quick", out=tmp_path / "v2", **quiet,
               sets=[f"eval.classifier={tmp_path / 'vae'}", "train.epochs=1"])

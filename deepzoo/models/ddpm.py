@@ -171,12 +171,18 @@ class Diffusion(nn.Module):
         x = torch.randn(n, 1, 28, 28, generator=generator).to(device)
         taus = torch.linspace(self.steps - 1, 0, sample_steps).round().long().tolist()
         for i, t in enumerate(taus):
-            eps = self.net(x, torch.full((n,), t, device=device, dtype=torch.long))
-            abar = self.abar[t]
-            x0 = ((x - (1 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1, 1)
-            abar_next = self.abar[taus[i + 1]] if i + 1 < len(taus) else torch.tensor(1.0, device=device)
-            x = abar_next.sqrt() * x0 + (1 - abar_next).sqrt() * eps
+            x = self.ddim_step(x, t, taus[i + 1] if i + 1 < len(taus) else None)
         return ((x.clamp(-1, 1) + 1) / 2).cpu()
+
+    @torch.no_grad()
+    def ddim_step(self, x: torch.Tensor, t: int, t_next: int | None) -> torch.Tensor:
+        """x_t -> x_{t'} (t' < t, or x_0 when t_next is None): predict x_0, then re-noise it with the same
+        predicted noise to the level of t'."""
+        eps = self.net(x, torch.full((len(x),), t, device=x.device, dtype=torch.long))
+        abar = self.abar[t]
+        x0 = ((x - (1 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1, 1)
+        abar_next = self.abar[t_next] if t_next is not None else torch.ones((), device=x.device, dtype=abar.dtype)
+        return abar_next.sqrt() * x0 + (1 - abar_next).sqrt() * eps
 
     def sample(self, n: int, generator: torch.Generator | None = None, sample_steps: int = 50) -> torch.Tensor:
         return self.sample_ddim(n, sample_steps, generator)

@@ -89,7 +89,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n new images: z ~ N(0, I), decoded to pixel probabilities in [0, 1]."""
-        z = torch.randn(n, self.latent, generator=generator)
+        z = torch.randn(n, self.latent, generator=generator).to(self.to_mu.weight.device)
         return torch.sigmoid(self.decode(z))
 
 
@@ -110,9 +110,10 @@ def negative_elbo(out, x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def interpolate(model: VAE, a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tensor:
     """Decode points on the line between the latent means of images a and b: [steps, 1, 28, 28]."""
-    mu_a, _ = model.encode(a[None])
-    mu_b, _ = model.encode(b[None])
-    t = torch.linspace(0, 1, steps)[:, None]
+    device = model.to_mu.weight.device
+    mu_a, _ = model.encode(a[None].to(device))
+    mu_b, _ = model.encode(b[None].to(device))
+    t = torch.linspace(0, 1, steps, device=mu_a.device)[:, None]
     return torch.sigmoid(model.decode((1 - t) * mu_a + t * mu_b))
 
 
@@ -122,5 +123,5 @@ def latent_map(model: VAE, n: int = 20, span: float = 2.5) -> torch.Tensor:
     if model.latent != 2:
         raise DeepzooError(f"a latent map needs model.latent=2, this model has {model.latent}")
     ys, xs = torch.meshgrid(torch.linspace(span, -span, n), torch.linspace(-span, span, n), indexing="ij")
-    z = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)  # row i, column j: z = (x_j, y_i), y up
+    z = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1).to(model.to_mu.weight.device)  # row i, col j: (x_j, y_i)
     return torch.sigmoid(model.decode(z))

@@ -12,6 +12,8 @@ With ``--set eval.classifier=RUN_DIR`` (a trained ``cnn-mnist`` run) the final w
 :mod:`deepzoo.report.sample_quality` against the 10,000 test images: ``test_fd`` (Fréchet distance of the
 classifier's features), ``test_confidence`` and ``test_class_entropy``. The GANs, which have no test loss,
 then also log each epoch the class entropy and confidence of 1,000 samples: the mode-collapse signal.
+The GANs train in fp32 with the engine's learning-rate schedule but their own two-player step (no
+gradient clipping); ddpm-mnist honours train.precision and train.clip_grad_norm.
 
 ``deepzoo predict RUN out.png`` writes a grid of 64 samples to out.png, a grid of latent
 interpolations between test digits to out-interpolation.png and, for a 2-D latent, the latent map
@@ -85,12 +87,11 @@ def make_vae(cfg: dict) -> VAE:
 def build_vae(cfg: dict, data_dir) -> Task:
     from deepzoo.data.mnist import load_mnist
     d = cfg["data"]
-    if cfg["eval"]["classifier"]:
-        check_classifier(cfg["eval"]["classifier"])  # before any training
     data = load_mnist(data_dir, sample=d["sample"])
     (x_all, _), (x_test, _) = data["train"], data["test"]
     if not 0 <= d["val_size"] < len(x_all):
         raise DeepzooError(f"data.val_size must be between 0 and {len(x_all) - 1}, got {d['val_size']}")
+    check_common(cfg, len(x_all) - d["val_size"], drop_last=False)  # before any training
     val_idx, train_idx = split(len(x_all), (d["val_size"],), seed=cfg["seed"])
     x_all, x_test = _pixels(x_all), _pixels(x_test)
     train = TensorBatches(x_all[train_idx], x_all[train_idx], d["batch_size"], shuffle=True)
@@ -115,10 +116,27 @@ def load_classifier(path: str) -> torch.nn.Module:
     return load_model(path)[2].model
 
 
-def _sample(model, cfg: dict, n: int, generator: torch.Generator) -> torch.Tensor:
-    if isinstance(model, Diffusion):  # DDIM with eval.sample_steps steps
-        return model.sample(n, generator, sample_steps=cfg["eval"]["sample_steps"])
-    return model.sample(n, generator)
+def _sample(model, cfg: dict, n: int, generator: torch.Generator, chunk: int = 1000) -> torch.Tensor:
+    """n samples in [0, 1] on the CPU, drawn ``chunk`` at a time (DDPM: DDIM with eval.sample_steps steps)."""
+    out = []
+    for i in range(0, n, chunk):
+        k = min(chunk, n - i)
+        if isinstance(model, Diffusion):
+            out.append(model.sample(k, generator, sample_steps=cfg["eval"]["sample_steps"]).cpu())
+        else:
+            out.append(model.sample(k, generator).cpu())
+    return torch.cat(out)
+
+
+def check_common(cfg: dict, n_train: int, drop_last: bool) -> None:
+    """Settings every generative recipe checks before training."""
+    b, e = cfg["data"]["batch_size"], cfg["eval"]
+    if b < 1 or (drop_last and b > n_train):
+        raise DeepzooError(f"data.batch_size must be 1 to {n_train} (the training images), got {b}")
+    if e["samples"] < 2:
+        raise DeepzooError(f"eval.samples must be at least 2, got {e['samples']}")
+    if e["classifier"]:
+        check_classifier(e["classifier"])
 
 
 @torch.no_grad()
@@ -127,8 +145,6 @@ def score_samples(task: Task, cfg: dict) -> dict:
     e = cfg["eval"]
     if not e["classifier"]:
         return {}
-    if e["samples"] < 2:
-        raise DeepzooError(f"eval.samples must be at least 2, got {e['samples']}")
     classifier = load_classifier(e["classifier"])
     model = task.model.eval()
     generated = _sample(model, cfg, e["samples"], torch.Generator().manual_seed(cfg["seed"]))
@@ -192,17 +208,19 @@ def _no_test_loss(out, y):
 def build_gan(cfg: dict, data_dir) -> Task:
     from deepzoo.data.mnist import load_mnist
     d, m, o = cfg["data"], cfg["model"], cfg["optim"]
-    if cfg["eval"]["classifier"]:
-        check_classifier(cfg["eval"]["classifier"])
     if not 0 <= o["beta1"] < 1:
         raise DeepzooError(f"optim.beta1 must be in [0, 1), got {o['beta1']}")
+    if o["name"] != "adam":
+        raise DeepzooError(f"the GAN recipes train with Adam (one parameter group per player); optim.name "
+                           f"must be 'adam', got {o['name']!r}")
     data = load_mnist(data_dir, sample=d["sample"])
     x_train, x_test = _pixels(data["train"][0]), _pixels(data["test"][0])
+    check_common(cfg, len(x_train), drop_last=True)
     model = gan.GAN(kind=m["kind"], latent=m["latent"], width=m["width"])
     # Adam, one parameter group per player (lr 2e-4, beta1 0.5: DCGAN's settings)
     optimizer = torch.optim.Adam([{"params": model.generator.parameters()},
                                   {"params": model.discriminator.parameters()}],
-                                 lr=o["lr"], betas=(o["beta1"], 0.999))
+                                 lr=o["lr"], betas=(o["beta1"], 0.999), weight_decay=o["weight_decay"])
     train = TensorBatches(x_train * 2 - 1, torch.zeros(len(x_train)), d["batch_size"], shuffle=True, drop_last=True)
     state = {}
 
@@ -251,10 +269,9 @@ def build_ddpm(cfg: dict, data_dir) -> Task:
     from deepzoo.data.mnist import load_mnist
     from deepzoo.train.engine import autocast
     d, m, e = cfg["data"], cfg["model"], cfg["eval"]
-    if e["classifier"]:
-        check_classifier(e["classifier"])
     data = load_mnist(data_dir, sample=d["sample"])
     x_train, x_test = _pixels(data["train"][0]), _pixels(data["test"][0])
+    check_common(cfg, len(x_train), drop_last=True)
     model = Diffusion(steps=m["steps"], schedule=m["schedule"], width=m["width"])
     if not 1 <= e["sample_steps"] <= m["steps"]:
         raise DeepzooError(f"eval.sample_steps must be 1 to model.steps ({m['steps']}), got {e['sample_steps']}")
@@ -265,10 +282,12 @@ def build_ddpm(cfg: dict, data_dir) -> Task:
         with autocast(trainer.device, trainer.precision):
             loss = trainer.model.loss(x, trainer.generator)      # noise and steps from the saved RNG
         trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        trainer.scaler.scale(loss).backward()                     # (loss scaling only for fp16 on CUDA)
         if clip > 0:
+            trainer.scaler.unscale_(trainer.optimizer)
             torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), clip)
-        trainer.optimizer.step()
+        trainer.scaler.step(trainer.optimizer)
+        trainer.scaler.update()
         return {"loss": float(loss.detach())}
 
     return Task(model=model, train=train, val=None, test=None, loss=_no_test_loss, monitor="train_loss",

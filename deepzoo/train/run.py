@@ -183,6 +183,8 @@ def load_model(run_dir, data_dir=None, which: str = "best"):
     latest = checkpoint.read_latest(run_dir / "checkpoints")
     if latest is None:
         raise DeepzooError(f"{run_dir} has no checkpoint yet; train it first (deepzoo resume {run_dir})")
+    if task.val is None:  # no validation split: nothing chose a best epoch, training used the last one
+        which = "last"
     weights = checkpoint.load_weights(run_dir / "checkpoints" / latest[which] / "model.safetensors")
     task.model.load_state_dict(weights)
     return recipe, cfg, task

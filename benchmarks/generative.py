@@ -1,0 +1,91 @@
+"""The generative models side by side: sample quality on one measure, training time, sampling time.
+
+Each recipe is trained with its default config and ``eval.classifier`` set to one trained ``cnn-mnist``
+run (``--classifier RUN``, or trained here first with its default config). The figures of
+deepzoo/report/sample_quality.py are then computed on 10,000 samples against the 10,000 test images:
+the Fréchet distance of the classifier's penultimate features (not the Inception FID of papers), the
+mean confidence and the entropy of the predicted-class histogram (ln 10 = 2.303 at best). Sampling
+time is the seconds to draw 1,000 images after training (DDPM: DDIM with ``eval.sample_steps``; the
+1,000-step ancestral sampler is timed on 100 images and scaled).
+
+    python benchmarks/generative.py --data-dir ../shared/data
+    python benchmarks/generative.py --data-dir ../shared/data --classifier runs/cnn-mnist-X --only vae-mnist
+
+Bars (deepzoo issue 7): vae-mnist test -ELBO <= 100 nats in < 15 min (pytorch/examples: about 106.7 after
+7 epochs); ddpm-mnist's Fréchet distance below dcgan-mnist's, both with class entropy >= 2.2, each trained
+in < 30 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from deepzoo.train.run import load_model, train
+
+MODELS = ("vae-mnist", "gan-mnist", "dcgan-mnist", "ddpm-mnist")
+
+
+def sampling_seconds_per_1000(run_dir: Path, data_dir) -> dict:
+    from deepzoo.models.ddpm import Diffusion
+    from deepzoo.recipes.generative import _sample
+    recipe, cfg, task = load_model(run_dir, data_dir)   # the weights the run was scored with, on the CPU
+    model = task.model.eval()
+    start = time.perf_counter()
+    _sample(model, cfg, 1000, torch.Generator().manual_seed(1))
+    out = {"sample_seconds_per_1000": round(time.perf_counter() - start, 2)}
+    if isinstance(model, Diffusion):
+        start = time.perf_counter()
+        model.sample_ancestral(100, torch.Generator().manual_seed(1))
+        out["ancestral_seconds_per_1000"] = round(10 * (time.perf_counter() - start), 1)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir")
+    ap.add_argument("--classifier", help="a finished cnn-mnist run (default: train one first)")
+    ap.add_argument("--only", help="comma-separated recipes (default: all four)")
+    ap.add_argument("--out", type=Path, help="folder for the runs (default: a temporary folder)")
+    args = ap.parse_args(argv)
+    log = lambda s: print(s, file=sys.stderr, flush=True)
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench-generative-"))
+    classifier = args.classifier
+    if classifier is None:
+        classifier = str(out / "cnn-mnist")
+        train("cnn-mnist", out=classifier, data_dir=args.data_dir, progress=False, log=log)
+    result = {"benchmark": "generative", "classifier": classifier, "threads": torch.get_num_threads(),
+              "measure": "Fréchet distance of cnn-mnist penultimate features, 10,000 samples vs 10,000 test "
+                         "images (not Inception FID)", "models": {}}
+    for name in (args.only.split(",") if args.only else MODELS):
+        s = train(name, out=out / name, data_dir=args.data_dir, progress=False, log=log,
+                  sets=[f"eval.classifier={classifier}"])
+        r = s["results"]
+        row = {k: r[k] for k in ("test_fd", "test_confidence", "test_class_entropy", "test_class_histogram",
+                                 "test_nelbo", "test_recon", "test_kl") if k in r}
+        row.update({"train_seconds": s["train_seconds"], "train_minutes": round(s["train_seconds"] / 60, 1),
+                    "epochs": s["epochs_run"], "run": str(out / name)})
+        row.update(sampling_seconds_per_1000(out / name, args.data_dir))
+        log(f"{name}: {json.dumps(row)}")
+        result["models"][name] = row
+    m = result["models"]
+    bars = {}
+    if "vae-mnist" in m:
+        bars["vae_nelbo_at_most_100_in_15_min"] = m["vae-mnist"]["test_nelbo"] <= 100 and m["vae-mnist"]["train_seconds"] < 900
+    if {"ddpm-mnist", "dcgan-mnist"} <= set(m):
+        bars["ddpm_fd_below_dcgan"] = m["ddpm-mnist"]["test_fd"] < m["dcgan-mnist"]["test_fd"]
+        bars["entropy_at_least_2.2"] = all(m[k]["test_class_entropy"] >= 2.2 for k in ("ddpm-mnist", "dcgan-mnist"))
+        bars["each_under_30_min"] = all(m[k]["train_seconds"] < 1800 for k in ("ddpm-mnist", "dcgan-mnist"))
+    result["bars"] = bars
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
