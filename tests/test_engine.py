@@ -2,6 +2,7 @@
 and resuming a run killed with SIGKILL to bit-identical weights."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -133,8 +134,12 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 
 
 def _run(args, **kw):
+    # One thread per process: with several, a BLAS under CPU contention may split a product differently
+    # from one run to the next, which changes the rounding; bit-identical resumption is promised for
+    # the same thread layout, and this pins it.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "deepzoo", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
 
 
 def test_sigkill_mid_epoch_then_resume_gives_bit_identical_weights(tmp_path):

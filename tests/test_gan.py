@@ -64,7 +64,17 @@ def test_shapes_and_errors():
         GAN("vae")
 
 
-def test_gan_recipe_logs_mode_signal_predicts_and_resumes_exactly(tmp_path):
+@pytest.fixture
+def one_thread():
+    """Bit-identical comparisons on one thread: a multithreaded BLAS under CPU contention may split a
+    product differently between two runs."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_gan_recipe_logs_mode_signal_predicts_and_resumes_exactly(tmp_path, one_thread):
     train("cnn-mnist", preset="quick", sets=["train.epochs=1"], out=tmp_path / "cnn", **quiet)
     sets = [f"eval.classifier={tmp_path / 'cnn'}", "eval.samples=200"]
     full = train("gan-mnist", preset="quick", sets=sets, out=tmp_path / "full", **quiet)
