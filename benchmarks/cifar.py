@@ -46,14 +46,11 @@ BAR_ACC, BAR_MINUTES = 0.85, 60.0
 
 
 def build_model(recipe_name: str, channels_last: bool, impl: str = "torch") -> torch.nn.Module:
-    from deepzoo.recipes.cifar import ConvStack, ResNetCIFAR
+    """The recipe's own model at its defaults, with the memory format and implementation chosen here."""
     recipe = recipes.get(recipe_name)
-    m = {**recipe.full_defaults()["model"], "channels_last": channels_last, "impl": impl}
-    if "depth" in m:
-        return ResNetCIFAR(m["depth"], residual=m["residual"], shortcut=m["shortcut"], width=m["width"],
-                           channels_last=channels_last, impl=impl)
-    return ConvStack(m["config"], hidden=m["hidden"], batch_norm=m["batch_norm"], dropout=m["dropout"],
-                     channels_last=channels_last, impl=impl)
+    cfg = recipe.full_defaults()
+    cfg["model"].update(channels_last=channels_last, impl=impl)
+    return recipe.make_model(cfg)
 
 
 def images_per_second(model: torch.nn.Module, precision: str, steps: int, batch: int = 128) -> dict:

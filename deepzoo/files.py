@@ -56,3 +56,17 @@ def append_jsonl(path: Path, row: Any) -> None:
         f.write(json.dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_image(path, mode: str):
+    """Open an image file as a PIL image in ``mode`` ("L", "RGB"); a missing or unreadable file is one
+    clear error naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    from deepzoo.errors import DeepzooError
+    try:
+        return Image.open(path).convert(mode)
+    except FileNotFoundError:
+        raise DeepzooError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DeepzooError(f"cannot read image {path}: {e}") from None

@@ -21,6 +21,7 @@ import torch
 
 from deepzoo.data.batches import TensorBatches, split
 from deepzoo.errors import DeepzooError
+from deepzoo.files import read_image
 from deepzoo.models.resnet import ConvStack, ResNetCIFAR
 from deepzoo.nn import loss_functions
 from deepzoo.recipes import Recipe, Reference, register
@@ -107,15 +108,10 @@ def build_stack(cfg: dict, data_dir) -> Task:
 
 def load_image(path: str) -> torch.Tensor:
     """Any picture -> the model's input: RGB, resized to 32x32 (CIFAR's size), standardised."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     from deepzoo.data.cifar import to_tensor
-    try:
-        img = Image.open(path).convert("RGB")
-    except FileNotFoundError:
-        raise DeepzooError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DeepzooError(f"cannot read image {path}: {e}") from None
+    img = read_image(path, "RGB")
     img = img.resize((32, 32), Image.BILINEAR, reducing_gap=None)
     return to_tensor(np.array(img, dtype=np.uint8)[None])
 

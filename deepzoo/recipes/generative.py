@@ -226,16 +226,14 @@ def build_gan(cfg: dict, data_dir) -> Task:
 
     def mode_signal(trainer) -> dict:
         """Class entropy and confidence of 1,000 samples after each epoch (needs eval.classifier)."""
-        from deepzoo.report.sample_quality import classify
+        from deepzoo.report.sample_quality import class_histogram, classify
         if not cfg["eval"]["classifier"]:
             return {}
         if "classifier" not in state:
             state["classifier"] = load_classifier(cfg["eval"]["classifier"])
         images = trainer.model.sample(1000, torch.Generator().manual_seed(cfg["seed"])).cpu()
         _, probs = classify(state["classifier"], images)
-        hist = torch.bincount(torch.from_numpy(probs.argmax(1)), minlength=10).double() / len(probs)
-        nz = hist[hist > 0]
-        return {"sample_class_entropy": float(-(nz * nz.log()).sum()), "sample_confidence": float(probs.max(1).mean())}
+        return {"sample_class_entropy": class_histogram(probs)[1], "sample_confidence": float(probs.max(1).mean())}
 
     return Task(model=model, train=train, val=None, test=None, loss=_no_test_loss, monitor="train_loss",
                 headline="test_fd", optimizer=optimizer, epoch_end=mode_signal,

@@ -13,6 +13,7 @@ import torch
 
 from deepzoo.data.batches import TensorBatches, random_shift, split
 from deepzoo.errors import DeepzooError
+from deepzoo.files import read_image
 from deepzoo.models.cnn import LeNet
 from deepzoo.models.mlp import MLP
 from deepzoo.nn import loss_functions
@@ -72,13 +73,8 @@ def load_digit(path: str) -> torch.Tensor:
     is usually dark on light, so it is inverted when its border is bright; then the ink's bounding box
     is scaled to fit 20x20 and pasted in the centre.
     """
-    from PIL import Image, UnidentifiedImageError
-    try:
-        img = Image.open(path).convert("L")
-    except FileNotFoundError:
-        raise DeepzooError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DeepzooError(f"cannot read image {path}: {e}") from None
+    from PIL import Image
+    img = read_image(path, "L")
     a = np.asarray(img, dtype=np.float32)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     if border.mean() > 127:

@@ -69,17 +69,23 @@ def classify(classifier: torch.nn.Module, images: torch.Tensor, batch: int = 100
     return np.concatenate(feats), np.concatenate(probs)
 
 
+def class_histogram(probs: np.ndarray) -> tuple[np.ndarray, float]:
+    """The share of each predicted class, and its entropy -sum_k p_k ln p_k in nats."""
+    histogram = np.bincount(probs.argmax(1), minlength=10) / len(probs)
+    nonzero = histogram[histogram > 0]
+    return histogram, float(-(nonzero * np.log(nonzero)).sum())
+
+
 def sample_quality(generated: torch.Tensor, real: torch.Tensor, classifier: torch.nn.Module) -> dict:
     """The three figures for ``generated`` images against ``real`` ones (both [N, 1, 28, 28] in [0, 1])."""
     if len(generated) < 2 or len(real) < 2:
         raise DeepzooError("sample quality needs at least 2 generated and 2 real images")
     f_gen, p_gen = classify(classifier, generated)
     f_real, _ = classify(classifier, real)
-    histogram = np.bincount(p_gen.argmax(1), minlength=10) / len(p_gen)
-    nonzero = histogram[histogram > 0]
+    histogram, entropy = class_histogram(p_gen)
     return {"frechet_distance": round(frechet_distance(*gaussian(f_gen), *gaussian(f_real)), 4),
             "mean_confidence": round(float(p_gen.max(1).mean()), 4),
-            "class_entropy": round(float(-(nonzero * np.log(nonzero)).sum()), 4),
+            "class_entropy": round(entropy, 4),
             "max_class_entropy": round(math.log(10), 4),
             "class_histogram": [round(float(h), 4) for h in histogram],
             "images": len(generated), "real_images": len(real)}

@@ -192,51 +192,50 @@ class Trainer:
     def train_epoch(self) -> dict:
         self.model.train()
         clip = self.cfg["train"]["clip_grad_norm"]
-        total_loss, seen = 0.0, 0
+        seen = 0
         metrics = [m() for m in self.task.metrics] if self.task.train_metrics else []
         bar = tqdm(self.task.train.epoch(self.generator), total=len(self.task.train), leave=False,
                    desc=f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']}", unit="batch",
                    disable=None if self.progress else True)  # None: only on a terminal
-        logged: dict[str, float] = {}
+        logged: dict[str, float] = {}  # sums over the epoch of what each step reports, weighted by batch size
         for x, y in bar:
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             lr = self._set_lr()
-            if self.task.train_step is not None:  # the recipe's own step (zero_grad, backward, step)
+            if self.task.train_step is not None:           # a recipe's own step (a GAN's two players)
                 logs = self.task.train_step(self, x, y)
-                if not math.isfinite(logs["loss"]):
-                    self._diverged(logs["loss"], lr)
-                self.step += 1
-                for k, v in logs.items():
-                    logged[k] = logged.get(k, 0.0) + v * len(y)
-                seen += len(y)
-                total_loss = logged["loss"]
-                if self.step % 20 == 0:
-                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{lr:.2e}")
-                continue
-            with autocast(self.device, self.precision):
-                out = forward(self.model, x)
-            out = _float(out)
-            loss = self.task.loss(out, y)                      # the loss always in fp32
-            if not torch.isfinite(loss):
-                self._diverged(float(loss.detach()), lr)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            else:
+                logs = self._step(x, y, lr, clip, metrics)
+            if not math.isfinite(logs["loss"]):
+                self._diverged(logs["loss"], lr)
             self.step += 1
-            for m in metrics:
-                m.update(out.detach(), y)
-            total_loss += float(loss.detach()) * len(y)
+            for k, v in logs.items():
+                logged[k] = logged.get(k, 0.0) + v * len(y)
             seen += len(y)
             if self.step % 20 == 0:
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{lr:.2e}")
+                bar.set_postfix(loss=f"{logged['loss'] / seen:.4f}", lr=f"{lr:.2e}")
         bar.close()
         extra = {f"train_{k}": v / max(seen, 1) for k, v in logged.items() if k != "loss"}
-        return {"train_loss": total_loss / max(seen, 1), **extra,
+        return {"train_loss": logged.get("loss", 0.0) / max(seen, 1), **extra,
                 **{f"train_{m.name}": m.compute() for m in metrics}, "lr": lr}
+
+    def _step(self, x, y, lr: float, clip: float, metrics: list) -> dict:
+        """One loss, one backward, one optimizer step (with loss scaling for fp16 and optional clipping)."""
+        with autocast(self.device, self.precision):
+            out = forward(self.model, x)
+        out = _float(out)
+        loss = self.task.loss(out, y)                      # the loss always in fp32
+        if not torch.isfinite(loss):
+            self._diverged(float(loss.detach()), lr)       # before the step: the weights stay finite
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        for m in metrics:
+            m.update(out.detach(), y)
+        return {"loss": float(loss.detach())}
 
     def _diverged(self, value: float, lr: float) -> None:
         latest = checkpoint.read_latest(self.ckpt_root)
