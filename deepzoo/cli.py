@@ -29,6 +29,7 @@ examples:
   deepzoo experiment degradation --quick         plain-20/56 vs ResNet-20/56: training and test error
   deepzoo explain receptive-field 7x7-vs-3x3     one 7x7 conv vs three 3x3: receptive field, weights
   deepzoo explain receptive-field resnet20-cifar10   each layer's output size, receptive field, parameters
+  deepzoo explain graph "tanh(w*x + b)"           the computation graph: each node's value and gradient
 """
 
 
@@ -70,6 +71,8 @@ def cmd_train(args) -> None:
 
 
 def print_summary(s: dict) -> None:
+    if "reference" not in s:          # a torchrun worker other than rank 0: rank 0 reports
+        return
     ref = s["reference"]
     verdict = {True: "meets", False: "below", None: "n/a"}[s["meets_reference"]]
     print(f"{s['recipe']}: {s['metric']} {fmt_value(s['metric'], s['value'])} "
@@ -113,8 +116,15 @@ def _predict_line(result: dict) -> str | None:
         return result["translation"]
     if "probabilities" in result:
         top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+        known = f"  label {result['label']} ({result['split']} node)" if "label" in result else ""
         return (f"{result['input']}: class {result['class']}  (" +
-                ", ".join(f"{k}: {v:.3f}" for k, v in top) + ")")
+                ", ".join(f"{k}: {v:.3f}" for k, v in top) + ")" + known)
+    if "policy" in result:                                                     # a tabular RL policy
+        return result["policy"]
+    if "mean_return" in result:                                                # RL episodes played
+        return (f"{result['episodes']} episodes of {result['env']}: return {result['mean_return']:.3f} ± "
+                f"{result['std_return']:.3f}, success rate {result['success_rate']:.3f}, "
+                f"mean length {result['mean_length']:.1f}")
     if "wrote" in result:                                                      # generated images
         return "wrote " + ", ".join(result["wrote"])
     if "neighbours" in result or "answers" in result:
@@ -170,6 +180,17 @@ def cmd_explain_receptive_field(args) -> None:
     if args.channels < 1 or args.size < 1:
         raise DeepzooError("--channels and --size must be positive")
     print(explain(args.target, channels=args.channels, size=args.size))
+
+
+def cmd_explain_graph(args) -> None:
+    from deepzoo.autograd import graph
+    values = graph.parse_values(args.values if args.values is not None else
+                                (graph.NEURON_VALUES if args.expression == graph.NEURON else ""))
+    out, leaves = graph.build(args.expression, values, seed=args.seed)
+    print(f"L = {args.expression}   (deepzoo.autograd: forward, then L.backward())")
+    print(graph.to_text(out))
+    if args.out:
+        print(f"wrote {graph.render(out, args.out)}")
 
 
 def cmd_data_list(args) -> None:
@@ -318,6 +339,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--channels", type=int, default=64, help="C, the channels of a spec's layers and of 7x7-vs-3x3 (default 64)")
     s.add_argument("--size", type=int, default=32, help="input height and width for a spec (default 32)")
     s.set_defaults(func=cmd_explain_receptive_field)
+    s = xsub.add_parser("graph", help="the computation graph of an expression, with values and gradients",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Builds EXPRESSION from scalar tensors of deepzoo.autograd (the NumPy "
+                                    "engine), runs the backward pass, and prints every node with its value "
+                                    "and dL/dnode, inputs first.",
+                        epilog="EXPRESSION uses names, numbers, + - * / **, and tanh relu sigmoid exp log, e.g.\n"
+                               "  deepzoo explain graph                                  micrograd's neuron "
+                               "(the default)\n"
+                               "  deepzoo explain graph \"x*y + exp(x)\" --values x=1,y=2\n"
+                               "  deepzoo explain graph \"sigmoid(w*x + b)\" --out graph.svg   drawn by "
+                               "Graphviz (graph.dot: the source)")
+    s.add_argument("expression", metavar="EXPRESSION", nargs="?", default="tanh(w1*x1 + w2*x2 + b)")
+    s.add_argument("--values", metavar="NAME=X,...", help="values of the names (others: random, --seed)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", metavar="FILE", help="also write the graph: .dot, or .png / .svg with Graphviz")
+    s.set_defaults(func=cmd_explain_graph)
 
     d = sub.add_parser("data", help="list, check and fetch datasets")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -346,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepzoo: interrupted; a run can be continued with `deepzoo resume RUN_DIR`", file=sys.stderr)
         return 130
+    except BrokenPipeError:          # the output was piped into a reader that stopped early (head, less)
+        sys.stderr.close()
+        return 0
     return 0
 
 

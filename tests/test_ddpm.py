@@ -144,3 +144,19 @@ def test_ddpm_quick_trains_and_predict_writes_the_denoising_strip(tmp_path):
     assert [p.split("/")[-1] for p in result["wrote"]] == ["s.png", "s-denoising.png"]
     with pytest.raises(DeepzooError, match="eval.sample_steps"):
         train("ddpm-mnist", preset="quick", out=tmp_path / "bad", sets=["eval.sample_steps=0"], **quiet)
+
+
+def test_ema_weights_follow_the_moving_average_and_sample():
+    d = Diffusion(steps=50, width=8, ema=0.75)
+    assert {k for k in d.state_dict() if k.startswith("ema_net.")}            # checkpointed with the model
+    assert all(not p.requires_grad for p in d.ema_net.parameters())
+    before = [p.detach().clone() for p in d.ema_net.parameters()]
+    with torch.no_grad():
+        for p in d.net.parameters():
+            p.add_(1.0)
+    d.update_ema()
+    for old, p_ema, p in zip(before, d.ema_net.parameters(), d.net.parameters()):
+        assert_close(p_ema, 0.75 * old + 0.25 * p)
+    assert d.denoiser is d.ema_net and Diffusion(width=8).denoiser is not None
+    with pytest.raises(DeepzooError, match="model.ema must be in"):
+        Diffusion(width=8, ema=1.0)

@@ -36,6 +36,11 @@ class TensorBatches:
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.transform = transform
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> None:
+        """Yield only this process's share of each global batch (training under torchrun)."""
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
         n = len(self.x)
@@ -46,13 +51,27 @@ class TensorBatches:
         return len(self.x)
 
     def epoch(self, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch's batches. Shuffled: a DistributedSampler over the rows, seeded by one draw from
+        ``generator``; with W processes, process r takes the sampler's positions r, r + W, ... of the
+        epoch's permutation, batch_size / W at a time, so the W shares of step k are exactly the rows
+        of step k in a single process (which runs the same sampler with W = 1)."""
         n = len(self.x)
-        order = torch.randperm(n, generator=generator) if self.shuffle else None
+        if self.shuffle:
+            from torch.utils.data import DistributedSampler
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            sampler = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, shuffle=True,
+                                         seed=seed, drop_last=self.drop_last and self.world > 1)
+            order = torch.tensor(list(sampler), dtype=torch.long)
+        else:
+            order = None
+            if self.world > 1:
+                order = torch.arange(n)[self.rank::self.world]
+        b = self.batch_size // self.world
         for i in range(len(self)):
             if order is None:
                 xb, yb = self.x[i * self.batch_size:(i + 1) * self.batch_size], self.y[i * self.batch_size:(i + 1) * self.batch_size]
             else:
-                idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+                idx = order[i * b:(i + 1) * b]
                 xb, yb = self.x[idx], self.y[idx]
             if self.transform is not None:
                 xb = self.transform(xb, generator)

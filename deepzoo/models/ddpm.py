@@ -26,7 +26,12 @@ on a sub-sequence tau_1 < ... < tau_S of the steps, with x_0 predicted from the 
     x0_hat = ( x_t - sqrt(1 - abar_t) eps_theta(x_t, t) ) / sqrt(abar_t)
     x_{t'} = sqrt(abar_{t'}) x0_hat + sqrt(1 - abar_{t'}) eps_theta(x_t, t)
 
-so 50 steps replace 1000, with the same trained network.
+so 50 steps replace 1000, with the same trained network. (When x0_hat is clipped to [-1, 1], the noise
+estimate is recomputed from it, eps = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t), so both agree.)
+
+**EMA.** Sampling uses an exponential moving average of the weights, theta_ema <- d theta_ema + (1 - d) theta
+after every step (d = ``ema``, e.g. 0.999; 0 turns it off): the average of the last ~1 / (1 - d) steps'
+weights is a better denoiser than the last step's, most of all early in training.
 
 **The U-Net** (28 x 28 -> 14 -> 7 and back, with skip connections): residual blocks of GroupNorm, SiLU and
 3x3 convolutions, the time embedding added to every block's feature maps.
@@ -35,6 +40,7 @@ Images are scaled to [-1, 1]; t is 0-based in the code (step t of the maths is i
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -113,16 +119,33 @@ class UNet(nn.Module):
 class Diffusion(nn.Module):
     """The noise schedule (buffers) and the noise-predicting U-Net."""
 
-    def __init__(self, steps: int = 1000, schedule: str = "linear", width: int = 32) -> None:
+    def __init__(self, steps: int = 1000, schedule: str = "linear", width: int = 32, ema: float = 0.0) -> None:
         super().__init__()
         if width < 8 or width % 8:
             raise DeepzooError(f"model.width must be a multiple of 8 (GroupNorm of 8 groups), got {width}")
+        if not 0 <= ema < 1:
+            raise DeepzooError(f"model.ema must be in [0, 1) (0: no moving average), got {ema}")
         betas = betas_for(schedule, steps)
         abar = torch.cumprod(1 - betas, 0)
         self.steps = steps
         self.register_buffer("betas", betas.float(), persistent=False)
         self.register_buffer("abar", abar.float(), persistent=False)
         self.net = UNet(width)
+        self.ema = ema
+        if ema > 0:      # a submodule: it is in the state dict, so checkpoints and resumption keep it
+            self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
+
+    @property
+    def denoiser(self) -> nn.Module:
+        """The network the samplers use: the moving average when there is one."""
+        return self.ema_net if self.ema > 0 else self.net
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """theta_ema <- ema theta_ema + (1 - ema) theta (call after each optimiser step)."""
+        if self.ema > 0:
+            for p_ema, p in zip(self.ema_net.parameters(), self.net.parameters()):
+                p_ema.lerp_(p, 1 - self.ema)
 
     def add_noise(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps."""
@@ -139,7 +162,7 @@ class Diffusion(nn.Module):
     @torch.no_grad()
     def ancestral_step(self, x: torch.Tensor, t: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """x_t -> x_{t-1}: the mean from the predicted noise, plus sigma_t z (none at the last step)."""
-        eps = self.net(x, torch.full((len(x),), t, device=x.device, dtype=torch.long))
+        eps = self.denoiser(x, torch.full((len(x),), t, device=x.device, dtype=torch.long))
         beta, abar = self.betas[t], self.abar[t]
         x = (x - beta / (1 - abar).sqrt() * eps) / (1 - beta).sqrt()
         if t > 0:
@@ -178,9 +201,10 @@ class Diffusion(nn.Module):
     def ddim_step(self, x: torch.Tensor, t: int, t_next: int | None) -> torch.Tensor:
         """x_t -> x_{t'} (t' < t, or x_0 when t_next is None): predict x_0, then re-noise it with the same
         predicted noise to the level of t'."""
-        eps = self.net(x, torch.full((len(x),), t, device=x.device, dtype=torch.long))
+        eps = self.denoiser(x, torch.full((len(x),), t, device=x.device, dtype=torch.long))
         abar = self.abar[t]
         x0 = ((x - (1 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1, 1)
+        eps = (x - abar.sqrt() * x0) / (1 - abar).sqrt()     # the noise that agrees with the clipped x0
         abar_next = self.abar[t_next] if t_next is not None else torch.ones((), device=x.device, dtype=abar.dtype)
         return abar_next.sqrt() * x0 + (1 - abar_next).sqrt() * eps
 

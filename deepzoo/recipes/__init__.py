@@ -53,8 +53,8 @@ class Recipe:
     input_shape: tuple = ()             # (channels, height, width) of one input image
 
     def full_defaults(self) -> dict:
-        if self.fit is not None:  # its own loop: no optimiser or engine settings
-            return _merge({"seed": 0, "train": {"epochs": 5}}, self.defaults)
+        if self.fit is not None:  # its own loop: no optimiser or engine settings (its defaults say what it has)
+            return _merge({"seed": 0}, self.defaults)
         from deepzoo.train.engine import ENGINE_DEFAULTS
         return _merge(copy.deepcopy(ENGINE_DEFAULTS), self.defaults)
 
@@ -81,7 +81,9 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def _load_all() -> None:
-    from deepzoo.recipes import charlm, cifar, generative, lm, mnist, tabular, text, translation, word2vec  # noqa: F401  (each module registers its recipes)
+    # each module registers its recipes
+    from deepzoo.recipes import (autograd, charlm, cifar, generative, graph, lm, mnist, rl, tabular, text,  # noqa: F401
+                                 translation, word2vec)
 
 
 def get(name: str) -> Recipe:

@@ -270,7 +270,7 @@ def build_ddpm(cfg: dict, data_dir) -> Task:
     data = load_mnist(data_dir, sample=d["sample"])
     x_train, x_test = _pixels(data["train"][0]), _pixels(data["test"][0])
     check_common(cfg, len(x_train), drop_last=True)
-    model = Diffusion(steps=m["steps"], schedule=m["schedule"], width=m["width"])
+    model = Diffusion(steps=m["steps"], schedule=m["schedule"], width=m["width"], ema=m["ema"])
     if not 1 <= e["sample_steps"] <= m["steps"]:
         raise DeepzooError(f"eval.sample_steps must be 1 to model.steps ({m['steps']}), got {e['sample_steps']}")
     train = TensorBatches(x_train * 2 - 1, torch.zeros(len(x_train)), d["batch_size"], shuffle=True, drop_last=True)
@@ -286,6 +286,7 @@ def build_ddpm(cfg: dict, data_dir) -> Task:
             torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), clip)
         trainer.scaler.step(trainer.optimizer)
         trainer.scaler.update()
+        trainer.model.update_ema()                                # the samplers' moving average
         return {"loss": float(loss.detach())}
 
     return Task(model=model, train=train, val=None, test=None, loss=_no_test_loss, monitor="train_loss",
@@ -298,10 +299,11 @@ register(Recipe(
     reference=_FD_REF, build=build_ddpm, score=score_samples, predict=predict_samples, predict_options=("seed",),
     predict_help="the PNG file to write samples to (plus -denoising.png: x_T to x_0 for 8 digits)",
     defaults={"data": {"sample": False, "batch_size": 128},
-              "model": {"steps": 1000, "schedule": "linear", "width": 32},
-              "optim": {"name": "adam", "lr": 2e-4, "schedule": "constant", "warmup_epochs": 0.2},
-              "train": {"epochs": 8, "clip_grad_norm": 1.0, "precision": "auto"},
+              "model": {"steps": 1000, "schedule": "linear", "width": 32, "ema": 0.999},
+              "optim": {"name": "adam", "lr": 5e-4, "schedule": "cosine", "warmup_epochs": 0.2},
+              "train": {"epochs": 10, "clip_grad_norm": 1.0, "precision": "auto"},
               "eval": {"classifier": "", "samples": 10000, "sample_steps": 50}},
-    presets={"quick": {"data": {"sample": True}, "train": {"epochs": 2}, "model": {"width": 16, "steps": 100},
+    presets={"quick": {"data": {"sample": True}, "train": {"epochs": 2},
+                       "model": {"width": 16, "steps": 100, "ema": 0.9},
                        "eval": {"sample_steps": 10}}},
 ))

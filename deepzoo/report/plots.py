@@ -26,9 +26,10 @@ def plot_curves(rows: list[dict], path: Path, title: str) -> Path | None:
     for k in losses:
         axes[0, 0].plot(epochs, [r.get(k) for r in rows], marker=".", label=k)
     axes[0, 0].set(xlabel="epoch", ylabel="loss", title="loss")
-    if all(r.get(k, 1) > 0 for r in rows for k in losses):
+    if losses and all(r.get(k) is not None and r[k] > 0 for r in rows for k in losses):
         axes[0, 0].set_yscale("log")
-    axes[0, 0].legend()
+    if losses:
+        axes[0, 0].legend()
     if others:
         for k in others:
             axes[0, 1].plot(epochs, [r.get(k) for r in rows], marker=".", label=k)
@@ -66,3 +67,36 @@ def save_image_grid(images, path, nrow: int, scale: int = 2) -> Path:
     img.save(buffer, format="PNG")
     atomic_write_bytes(Path(path), buffer.getvalue())
     return Path(path)
+
+
+def plot_embedding_2d(vectors, labels, classes: list, path, title: str, highlight=None) -> tuple[Path, str]:
+    """Vectors [N, D] projected to 2-D (t-SNE from scikit-learn, or PCA when D <= 2 or N is tiny) and
+    drawn as one point per row, coloured by ``labels`` (-1: unlabelled, grey); ``highlight`` (indices)
+    are drawn larger with a black edge (e.g. the training nodes). Returns (path, the method used)."""
+    import numpy as np
+    v = np.asarray(vectors, dtype=np.float64)
+    labels = np.asarray(labels)
+    if v.shape[1] <= 2:
+        xy, method = np.pad(v, ((0, 0), (0, 2 - v.shape[1]))), "the vectors themselves"
+    elif len(v) < 10:
+        v = v - v.mean(0)
+        xy, method = v @ np.linalg.svd(v, full_matrices=False)[2][:2].T, "PCA"
+    else:
+        from sklearn.manifold import TSNE
+        xy = TSNE(2, perplexity=min(30.0, (len(v) - 1) / 3), init="pca", random_state=0).fit_transform(v)
+        method = "t-SNE"
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    unl = labels < 0
+    if unl.any():
+        ax.scatter(xy[unl, 0], xy[unl, 1], s=6, c="lightgrey", label="unlabelled")
+    for k, name in enumerate(classes):
+        sel = labels == k
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=8, color=cmap(k % cmap.N), label=str(name))
+    if highlight is not None and len(highlight):
+        h = np.asarray(highlight)
+        ax.scatter(xy[h, 0], xy[h, 1], s=30, facecolors="none", edgecolors="black", linewidths=0.7,
+                   label="training nodes")
+    ax.set(xticks=[], yticks=[], title=f"{title}\n({method} of the hidden vectors)")
+    ax.legend(fontsize=7, markerscale=1.5, loc="best")
+    return save_png(fig, path, dpi=110), method

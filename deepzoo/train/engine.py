@@ -33,7 +33,7 @@ from deepzoo.data.batches import Batches
 from deepzoo.errors import DeepzooError, TrainingDiverged
 from deepzoo.nn import optimizer_class
 from deepzoo.files import append_jsonl, atomic_write_bytes
-from deepzoo.train import checkpoint
+from deepzoo.train import checkpoint, distributed
 from deepzoo.train.metrics import Metric
 from deepzoo.train.schedules import lr_factor
 
@@ -44,7 +44,7 @@ ENGINE_DEFAULTS = {
               "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0.0, "gamma": 0.1,
               "step_size": 1, "min_lr_factor": 0.0, "decay_start": 0},
     "train": {"epochs": 10, "clip_grad_norm": 0.0, "early_stopping": 0, "device": "auto",
-              "keep_checkpoints": 1, "precision": "fp32"},
+              "keep_checkpoints": 1, "precision": "fp32", "log_steps": False},
 }
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
@@ -157,10 +157,24 @@ class Trainer:
     def __init__(self, task: Task, cfg: dict, run_dir: Path, progress: bool = True,
                  log: Callable[[str], None] = print) -> None:
         self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.progress, self.log = progress, log
-        self.device = select_device(cfg["train"]["device"])
+        self.dist = distributed.current()            # torchrun: this process's rank among world
+        self.main = self.dist.main                   # only rank 0 writes files and logs
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.progress, self.log = progress and self.main, (log if self.main else lambda *_: None)
+        self.device = select_device(distributed.device_for(self.dist, cfg["train"]["device"]))
         self.model = task.model.to(self.device)
+        self.train_model = self.model                # what the training step calls: DDP(model) under torchrun
+        if self.dist.enabled:
+            if task.train_step is not None:
+                raise DeepzooError(f"{cfg.get('recipe', 'this recipe')} trains with its own step (two players, or a "
+                                   f"sampled loss), which DDP does not wrap yet; run it on one process")
+            distributed.check_batch(getattr(task.train, "batch_size", 0) or 0, self.dist)
+            if hasattr(task.train, "shard"):
+                task.train.shard(self.dist.rank, self.dist.world)
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
         self.precision = resolve_precision(cfg["train"]["precision"], self.device)
         autocast(self.device, self.precision)  # an impossible precision fails here, before any training
         # fp16 gradients can underflow: scale the loss up before backward, and the gradients back down
@@ -176,6 +190,8 @@ class Trainer:
         self.best_epoch, self.bad_epochs, self.stopped_early = 0, 0, False
         self.stop = False  # a callback may set it to end training after the current epoch
         self.callbacks: list[Callable[[Trainer, dict], None]] = []
+        # train.log_steps: every step's (global-batch) loss, written to steps.jsonl after each epoch
+        self.step_log: list[dict] | None = [] if cfg["train"].get("log_steps") else None
 
     # --- the learning-rate schedule --------------------------------------------------------------
     def _set_lr(self) -> float:
@@ -198,19 +214,29 @@ class Trainer:
                    desc=f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']}", unit="batch",
                    disable=None if self.progress else True)  # None: only on a terminal
         logged: dict[str, float] = {}  # sums over the epoch of what each step reports, weighted by batch size
+        sharded = self.dist.enabled and not hasattr(self.task.train, "shard")
         for x, y in bar:
+            if sharded:                                    # this process's rows of the global batch
+                x, y = distributed.local_rows(x, self.dist), distributed.local_rows(y, self.dist)
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             lr = self._set_lr()
             if self.task.train_step is not None:           # a recipe's own step (a GAN's two players)
                 logs = self.task.train_step(self, x, y)
             else:
                 logs = self._step(x, y, lr, clip, metrics)
+            if self.dist.enabled:                          # the global batch's mean loss, on every process
+                n, *sums = distributed.all_reduce_sum([len(y)] + [v * len(y) for v in logs.values()])
+                logs, n_rows = {k: v / n for k, v in zip(logs, sums)}, int(n)
+            else:
+                n_rows = len(y)
             if not math.isfinite(logs["loss"]):
                 self._diverged(logs["loss"], lr)
             self.step += 1
+            if self.step_log is not None:
+                self.step_log.append({"step": self.step, **logs})
             for k, v in logs.items():
-                logged[k] = logged.get(k, 0.0) + v * len(y)
-            seen += len(y)
+                logged[k] = logged.get(k, 0.0) + v * n_rows
+            seen += n_rows
             if self.step % 20 == 0:
                 bar.set_postfix(loss=f"{logged['loss'] / seen:.4f}", lr=f"{lr:.2e}")
         bar.close()
@@ -221,7 +247,7 @@ class Trainer:
     def _step(self, x, y, lr: float, clip: float, metrics: list) -> dict:
         """One loss, one backward, one optimizer step (with loss scaling for fp16 and optional clipping)."""
         with autocast(self.device, self.precision):
-            out = forward(self.model, x)
+            out = forward(self.train_model, x)
         out = _float(out)
         loss = self.task.loss(out, y)                      # the loss always in fp32
         if not torch.isfinite(loss):
@@ -288,8 +314,14 @@ class Trainer:
                 self.bad_epochs += 1
                 self.stopped_early = patience > 0 and self.bad_epochs >= patience
             row = {"epoch": self.epoch, "step": self.step, **row, "train_seconds": round(self.train_seconds, 3)}
-            append_jsonl(self.metrics_path, row)
-            self._save(best=improved)
+            if self.main:
+                if self.step_log is not None:
+                    for r in self.step_log:
+                        append_jsonl(self.run_dir / "steps.jsonl", {"epoch": self.epoch, **r})
+                    self.step_log.clear()
+                append_jsonl(self.metrics_path, row)
+                self._save(best=improved)
+            distributed.barrier()                          # the checkpoint is complete before anyone goes on
             self.log(self._format(row))
             for callback in self.callbacks:
                 callback(self, row)
@@ -328,22 +360,24 @@ class Trainer:
         checkpoint.set_rng_state(state["rng"], self.generator)
         if state.get("grad_scaler"):
             self.scaler.load_state_dict(state["grad_scaler"])
-        self._truncate_metrics()
+        if self.main:
+            self._truncate_metrics()
         return True
 
     def _truncate_metrics(self) -> None:
-        """Drop metric rows written after the checkpoint we resume from (a killed epoch's)."""
-        if not self.metrics_path.exists():
-            return
-        keep = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by the kill
-            if row.get("epoch", 0) <= self.epoch:
-                keep.append(line)
-        atomic_write_bytes(self.metrics_path, "".join(l + "\n" for l in keep).encode())
+        """Drop metric (and step) rows written after the checkpoint we resume from (a killed epoch's)."""
+        for path in (self.metrics_path, self.run_dir / "steps.jsonl"):
+            if not path.exists():
+                continue
+            keep = []
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by the kill
+                if row.get("epoch", 0) <= self.epoch:
+                    keep.append(line)
+            atomic_write_bytes(path, "".join(l + "\n" for l in keep).encode())
 
     # --- the end of a run -------------------------------------------------------------------------
     def load_best(self) -> int:

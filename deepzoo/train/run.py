@@ -22,7 +22,7 @@ from deepzoo import recipes
 from deepzoo.errors import DeepzooError
 from deepzoo.report.plots import plot_curves
 from deepzoo.files import append_jsonl, atomic_write_json
-from deepzoo.train import checkpoint
+from deepzoo.train import checkpoint, distributed
 from deepzoo.train.engine import Trainer, count_parameters, read_metrics
 
 
@@ -126,6 +126,10 @@ def _summary(recipe: recipes.Recipe, results: dict, run_dir: Path, cfg: dict, *,
 
 def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), task=None) -> dict:
     task = _build(recipe, cfg, data_dir) if task is None else task
+    ctx = distributed.current()
+    if recipe.fit is not None and ctx.enabled:
+        raise DeepzooError(f"{recipe.name} has its own training loop, not the engine's: run it on one process "
+                           f"(without torchrun)")
     if recipe.fit is not None:  # a recipe with its own training loop (e.g. word2vec's compiled kernel)
         if resume:
             raise DeepzooError(f"{recipe.name} runs cannot be resumed (an epoch takes seconds); "
@@ -143,6 +147,8 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), ta
         else:
             log(f"{run_dir} has no checkpoint yet; starting from the beginning")
     results = trainer.fit()
+    if not ctx.main:            # under torchrun only rank 0 scores and writes the summary
+        return {"recipe": recipe.name, "results": results, "rank": ctx.rank}
     if recipe.score is not None:  # figures that need the model itself (e.g. BLEU of decoded text)
         log("scoring the best weights on the test split ...")
         results.update(recipe.score(trainer.task, cfg))
@@ -156,21 +162,29 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), ta
 def train(recipe_name: str, preset: str | None = None, config_file=None, sets=(), epochs=None, seed=None,
           out=None, data_dir=None, progress: bool = True, log: Callable[[str], None] = print,
           callbacks=()) -> dict:
+    ctx = distributed.setup()     # joins the process group when started by torchrun
     recipe = recipes.get(recipe_name)
     cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, preset, config_file, sets, epochs, seed)
-    run_dir = new_run_dir(out, recipe.name, create=False)
+    run_dir = Path(distributed.broadcast(str(new_run_dir(out, recipe.name, create=False))))  # rank 0's name
     meta = {"recipe": recipe.name, "preset": preset, "data_dir": str(data_dir) if data_dir else None,
             "config": cfg}
     cfg = {**cfg, "recipe": recipe.name, "preset": preset}
     task = _build(recipe, cfg, data_dir)  # bad data or config fails here, before a folder is made
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", meta)
-    log(f"run folder: {run_dir}")
+    if ctx.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", meta)
+        log(f"run folder: {run_dir}" + (f" ({ctx.world} processes, torch.distributed)" if ctx.enabled else ""))
+    else:
+        log = lambda *_: None  # noqa: E731
+    distributed.barrier()
     return _fit(recipe, cfg, run_dir, data_dir, progress, log, resume=False, callbacks=callbacks, task=task)
 
 
 def resume(run_dir, data_dir=None, progress: bool = True, log=print) -> dict:
+    ctx = distributed.setup()
     run_dir, meta, recipe, cfg = read_run(run_dir)
+    if not ctx.main:
+        log = lambda *_: None  # noqa: E731
     return _fit(recipe, cfg, run_dir, data_dir or meta.get("data_dir"), progress, log, resume=True)
 
 

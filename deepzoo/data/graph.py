@@ -1,0 +1,328 @@
+"""Graphs for node classification: the Planetoid files (Cora) and the user's own CSV files.
+
+Both loaders return a :class:`Graph`: node features, an undirected edge list (each edge in both
+directions, no self-loops, no duplicates), a label per node (-1 where a node has none) and the node
+indices of the train / validation / test splits.
+
+The Planetoid format (Yang et al. 2016, read by Kipf's GCN code and torch_geometric) is eight pickles,
+``ind.cora.{x,tx,allx,y,ty,ally,graph,test.index}``. The standard split: the first 140 nodes (``y``)
+train, the next 500 validate, the 1,000 nodes of ``test.index`` test. The pickles were written by
+Python 2 with scipy; they are read here by an unpickler that rebuilds only numpy arrays, CSR matrices
+(as plain fields, so scipy is not needed) and the adjacency dict; anything else is refused.
+
+The user's graph is up to three CSV files, each with a header row:
+
+- edges: ``source,target`` (one undirected edge per row; node ids are any strings)
+- labels: ``node,label`` and optionally ``split`` (train / val / test); nodes without a row are unlabelled
+- features (optional): ``node,<feature>,<feature>,...`` numbers; without it each node's feature is
+  its one-hot id (the identity matrix, as for a graph with no attributes)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import pickle
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepzoo.data import registry
+from deepzoo.errors import DeepzooError
+
+
+@dataclass
+class Graph:
+    features: torch.Tensor              # [N, F] float32
+    edge_index: torch.Tensor            # [2, E] int64, both directions of every undirected edge
+    labels: torch.Tensor                # [N] int64, -1 = unlabelled
+    splits: dict                        # "train" / "val" / "test" -> int64 node indices
+    classes: list = field(default_factory=list)    # label names, in label-id order
+    node_ids: list = field(default_factory=list)   # the user's node ids, in node-index order
+    source: str = ""
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.labels)
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
+        return (f"{self.source}: {self.num_nodes:,} nodes, {self.edge_index.shape[1] // 2:,} edges, "
+                f"{self.features.shape[1]:,} features, {len(self.classes)} classes ({sizes})")
+
+
+def undirected_edges(src: np.ndarray, dst: np.ndarray) -> torch.Tensor:
+    """Both directions of each edge, self-loops dropped, duplicates merged, sorted by (source, target)."""
+    src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+    keep = src != dst
+    pairs = np.stack([np.concatenate([src[keep], dst[keep]]), np.concatenate([dst[keep], src[keep]])], 1)
+    pairs = np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+    return torch.from_numpy(np.ascontiguousarray(pairs.T))
+
+
+def row_normalise(x: torch.Tensor) -> torch.Tensor:
+    """Each row divided by its sum (rows summing to 0 are left at 0): Kipf & Welling's feature scaling."""
+    s = x.sum(1, keepdim=True)
+    return x / torch.where(s == 0, torch.ones_like(s), s)
+
+
+# --------------------------------------------------------------------------------------------------
+# Planetoid
+
+PLANETOID_PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph")
+
+
+class _CSR:
+    """Stands in for ``scipy.sparse.csr_matrix`` while unpickling: keeps its fields, computes nothing."""
+
+    def to_dense(self, where: str) -> np.ndarray:
+        try:
+            shape = tuple(int(s) for s in self.__dict__.get("_shape", self.__dict__.get("shape")))
+            data, indices, indptr = (np.asarray(self.__dict__[k]) for k in ("data", "indices", "indptr"))
+            out = np.zeros(shape, dtype=np.float32)
+            rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
+            out[rows, indices] = data
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise DeepzooError(f"{where}: not a valid CSR matrix ({e})") from None
+        return out
+
+
+class _PlanetoidUnpickler(pickle.Unpickler):
+    _NUMPY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+              ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+              ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._NUMPY:
+            return super().find_class(module, name)
+        if name == "csr_matrix" and module in ("scipy.sparse.csr", "scipy.sparse._csr", "scipy.sparse"):
+            return _CSR
+        if (module, name) == ("collections", "defaultdict"):
+            return defaultdict
+        if (module, name) in (("__builtin__", "list"), ("builtins", "list")):
+            return list
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (a Planetoid file holds only arrays, "
+                                     f"sparse matrices and an adjacency dict)")
+
+
+def _read_pickle(path: Path):
+    try:
+        return _PlanetoidUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+    except OSError as e:
+        raise DeepzooError(f"cannot read {path}: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001  (any unpickling failure is the file's fault)
+        raise DeepzooError(f"{path}: {e}") from None
+
+
+def _matrix(obj, path: Path) -> np.ndarray:
+    if isinstance(obj, _CSR):
+        return obj.to_dense(str(path))
+    if isinstance(obj, np.ndarray) and obj.ndim == 2:
+        return obj.astype(np.float32)
+    raise DeepzooError(f"{path}: expected a 2-D matrix, found {type(obj).__name__}")
+
+
+def load_planetoid(folder: str | Path, name: str = "cora") -> Graph:
+    """The Planetoid files ``ind.NAME.*`` in ``folder``, with the standard split (Kipf & Welling 2017)."""
+    folder = Path(folder)
+    parts = {}
+    for part in PLANETOID_PARTS:
+        path = folder / f"ind.{name}.{part}"
+        if not path.is_file():
+            raise DeepzooError(f"{path} is missing (a Planetoid dataset is the eight files ind.{name}.*)")
+        parts[part] = _read_pickle(path)
+    index_path = folder / f"ind.{name}.test.index"
+    try:
+        test_index = np.array([int(line) for line in index_path.read_text().split()], dtype=np.int64)
+    except FileNotFoundError:
+        raise DeepzooError(f"{index_path} is missing") from None
+    except ValueError as e:
+        raise DeepzooError(f"{index_path}: every line must be a node index ({e})") from None
+
+    def path(part):
+        return folder / f"ind.{name}.{part}"
+    allx, tx = _matrix(parts["allx"], path("allx")), _matrix(parts["tx"], path("tx"))
+    ally, ty = (np.asarray(parts[p], dtype=np.float32) for p in ("ally", "ty"))
+    n_train = len(np.asarray(parts["y"]))
+    if allx.shape[1] != tx.shape[1] or len(allx) != len(ally) or len(tx) != len(ty) or len(tx) != len(test_index):
+        raise DeepzooError(f"{folder}: ind.{name}.* disagree in shape (allx {allx.shape}, ally {ally.shape}, "
+                           f"tx {tx.shape}, ty {ty.shape}, test.index {len(test_index)})")
+    n = len(allx) + len(tx)
+    if test_index.min() < len(allx) or test_index.max() >= n:
+        raise DeepzooError(f"{index_path}: test nodes must be {len(allx)}..{n - 1}, found "
+                           f"{test_index.min()}..{test_index.max()}")
+    # the test rows are stored in test.index order; put each at its node index
+    x, y = np.concatenate([allx, tx]), np.concatenate([ally, ty])
+    order = np.sort(test_index)
+    x[test_index], y[test_index] = x[order].copy(), y[order].copy()
+    labels = torch.from_numpy(np.where(y.sum(1) > 0, y.argmax(1), -1).astype(np.int64))
+
+    graph = parts["graph"]
+    if not isinstance(graph, dict):
+        raise DeepzooError(f"{path('graph')}: expected a dict of adjacency lists, found {type(graph).__name__}")
+    try:
+        src = np.array([int(s) for s, nbrs in graph.items() for _ in nbrs], dtype=np.int64)
+        dst = np.array([int(d) for nbrs in graph.values() for d in nbrs], dtype=np.int64)
+    except (TypeError, ValueError) as e:
+        raise DeepzooError(f"{path('graph')}: node ids must be integers ({e})") from None
+    if len(src) and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
+        raise DeepzooError(f"{path('graph')}: node ids must be 0..{n - 1}")
+    splits = {"train": torch.arange(n_train), "val": torch.arange(n_train, n_train + 500),
+              "test": torch.from_numpy(order)}
+    return Graph(features=torch.from_numpy(x), edge_index=undirected_edges(src, dst), labels=labels,
+                 splits=splits, classes=[str(i) for i in range(y.shape[1])], node_ids=[str(i) for i in range(n)],
+                 source=f"Planetoid {name} ({folder})")
+
+
+def find_planetoid(data_dir=None, sample: bool = False, name: str = "cora") -> Path:
+    """The folder of the Planetoid files: the copy shipped in the package when ``sample``, else the
+    registry's verified ``planetoid`` folder (``--data-dir``, ``$DEEPZOO_DATA``, the cache)."""
+    if sample:
+        return registry.samples_dir() / "planetoid"
+    if name != "cora":
+        raise DeepzooError(f"data.name: only Planetoid 'cora' is registered (got {name!r}); for another "
+                           f"Planetoid graph give its folder as data.path")
+    return registry.locate("planetoid", data_dir)
+
+
+# --------------------------------------------------------------------------------------------------
+# the user's CSV files
+
+def _rows(path: Path, required: tuple[str, ...]):
+    """(line number, row dict) for each data row of a CSV file whose header has the ``required`` columns."""
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")
+    except OSError as e:
+        raise DeepzooError(f"cannot read {path}: {e.strerror or e}") from None
+    with f:
+        reader = csv.reader(f)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise DeepzooError(f"{path} is empty (expected a header row: {','.join(required)})") from None
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise DeepzooError(f"{path} line 1: {e}") from None
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DeepzooError(f"{path} line 1: the header needs the column(s) {', '.join(missing)} "
+                               f"(found {','.join(header)})")
+        try:
+            for row in reader:
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != len(header):
+                    raise DeepzooError(f"{path} line {reader.line_num}: {len(row)} fields, the header has {len(header)}")
+                yield reader.line_num, header, [c.strip() for c in row]
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise DeepzooError(f"{path} line {reader.line_num}: {e}") from None
+
+
+def load_graph_csv(edges: str | Path, labels: str | Path, features: str | Path | None = None,
+                   split: tuple = (0.6, 0.2, 0.2), seed: int = 0) -> Graph:
+    """The user's graph from CSV files (see the module docstring). Without a ``split`` column the labelled
+    nodes are shuffled (``seed``) and cut into train / val / test by the ``split`` fractions."""
+    edges, labels = Path(edges), Path(labels)
+    ids: dict[str, int] = {}
+    x = None
+    if features:
+        features = Path(features)
+        vectors = []
+        for line, header, row in _rows(features, ("node",)):
+            col = header.index("node")
+            node = row[col]
+            if node in ids:
+                raise DeepzooError(f"{features} line {line}: node {node!r} has a second row")
+            try:
+                vectors.append([float(v) for i, v in enumerate(row) if i != col])
+            except ValueError as e:
+                raise DeepzooError(f"{features} line {line}: features must be numbers ({e})") from None
+            ids[node] = len(ids)
+        if not vectors or not vectors[0]:
+            raise DeepzooError(f"{features}: no feature columns (header: node,<feature>,...)")
+        x = torch.tensor(vectors, dtype=torch.float32)
+
+    def node_index(node, path, line):
+        if node not in ids:
+            if features:
+                raise DeepzooError(f"{path} line {line}: node {node!r} has no row in {features}")
+            ids[node] = len(ids)
+        return ids[node]
+
+    src, dst = [], []
+    for line, header, row in _rows(edges, ("source", "target")):
+        s, t = row[header.index("source")], row[header.index("target")]
+        if not s or not t:
+            raise DeepzooError(f"{edges} line {line}: empty node id")
+        src.append(node_index(s, edges, line))
+        dst.append(node_index(t, edges, line))
+    if not src:
+        raise DeepzooError(f"{edges} has no edges")
+
+    named: dict[int, tuple[str, str | None, int]] = {}
+    for line, header, row in _rows(labels, ("node", "label")):
+        node, label = row[header.index("node")], row[header.index("label")]
+        part = row[header.index("split")].lower() if "split" in header else None
+        if part is not None and part not in ("train", "val", "test", ""):
+            raise DeepzooError(f"{labels} line {line}: split must be train, val or test, got {part!r}")
+        i = node_index(node, labels, line)
+        if i in named:
+            raise DeepzooError(f"{labels} line {line}: node {node!r} is labelled twice (first on line {named[i][2]})")
+        if not label:
+            raise DeepzooError(f"{labels} line {line}: empty label")
+        named[i] = (label, part or None, line)
+    classes = sorted({lab for lab, _, _ in named.values()})
+    if len(classes) < 2:
+        raise DeepzooError(f"{labels}: node classification needs at least 2 classes, found {classes}")
+    n = len(ids)
+    y = torch.full((n,), -1, dtype=torch.long)
+    for i, (lab, _, _) in named.items():
+        y[i] = classes.index(lab)
+
+    if any(part for _, part, _ in named.values()):
+        if not all(part for _, part, _ in named.values()):
+            raise DeepzooError(f"{labels}: give a split (train/val/test) for every labelled node or for none")
+        splits = {k: torch.tensor(sorted(i for i, (_, p, _) in named.items() if p == k), dtype=torch.long)
+                  for k in ("train", "val", "test")}
+    else:
+        if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1) > 1e-6:
+            raise DeepzooError(f"data.split must be three fractions (train, val, test) summing to 1, got {list(split)}")
+        order = torch.tensor(sorted(named))[torch.randperm(len(named), generator=torch.Generator().manual_seed(seed))]
+        a = round(split[0] * len(order))
+        b = a + round(split[1] * len(order))
+        splits = {"train": order[:a].sort().values, "val": order[a:b].sort().values, "test": order[b:].sort().values}
+    if len(splits["train"]) == 0:
+        raise DeepzooError(f"{labels}: no training nodes (check the split column or data.split)")
+    if x is None:
+        x = torch.eye(n)
+    return Graph(features=x, edge_index=undirected_edges(np.array(src), np.array(dst)), labels=y, splits=splits,
+                 classes=classes, node_ids=list(ids), source=f"{edges.name} + {labels.name}"
+                 + (f" + {Path(features).name}" if features else " (one-hot node features)"))
+
+
+def write_graph_csv(graph: Graph, folder: str | Path, with_features: bool = True) -> dict:
+    """Write ``graph`` as the CSV files :func:`load_graph_csv` reads (with a split column); return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = graph.node_ids or [str(i) for i in range(graph.num_nodes)]
+    paths = {"edges": folder / "edges.csv", "labels": folder / "labels.csv"}
+    e = graph.edge_index
+    with open(paths["edges"], "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "target"])
+        w.writerows((ids[s], ids[t]) for s, t in e[:, e[0] < e[1]].T.tolist())
+    part = {int(i): k for k, idx in graph.splits.items() for i in idx}
+    with open(paths["labels"], "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["node", "label", "split"])
+        w.writerows((ids[i], graph.classes[int(graph.labels[i])], part[i]) for i in sorted(part))
+    if with_features:
+        paths["features"] = folder / "features.csv"
+        with open(paths["features"], "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["node"] + [f"f{j}" for j in range(graph.features.shape[1])])
+            for i, row in enumerate(graph.features.tolist()):
+                w.writerow([ids[i]] + [f"{v:g}" for v in row])
+    return paths
