@@ -184,10 +184,11 @@ def cmd_explain_receptive_field(args) -> None:
 
 def cmd_explain_graph(args) -> None:
     from deepzoo.autograd import graph
+    expression = args.expression or graph.NEURON
     values = graph.parse_values(args.values if args.values is not None else
-                                (graph.NEURON_VALUES if args.expression == graph.NEURON else ""))
-    out, leaves = graph.build(args.expression, values, seed=args.seed)
-    print(f"L = {args.expression}   (deepzoo.autograd: forward, then L.backward())")
+                                (graph.NEURON_VALUES if expression == graph.NEURON else ""))
+    out, leaves = graph.build(expression, values, seed=args.seed)
+    print(f"L = {expression}   (deepzoo.autograd: forward, then L.backward())")
     print(graph.to_text(out))
     if args.out:
         print(f"wrote {graph.render(out, args.out)}")
@@ -350,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "  deepzoo explain graph \"x*y + exp(x)\" --values x=1,y=2\n"
                                "  deepzoo explain graph \"sigmoid(w*x + b)\" --out graph.svg   drawn by "
                                "Graphviz (graph.dot: the source)")
-    s.add_argument("expression", metavar="EXPRESSION", nargs="?", default="tanh(w1*x1 + w2*x2 + b)")
+    s.add_argument("expression", metavar="EXPRESSION", nargs="?",
+                   help="default: micrograd's neuron, tanh(w1*x1 + w2*x2 + b)")
     s.add_argument("--values", metavar="NAME=X,...", help="values of the names (others: random, --seed)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", metavar="FILE", help="also write the graph: .dot, or .png / .svg with Graphviz")

@@ -43,7 +43,6 @@ def env_maker(cfg: dict, observations: str):
 @dataclass
 class Job:
     make_env: object
-    kind: str
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -90,7 +89,7 @@ def build_q(cfg: dict, data_dir) -> Job:
         _check_fraction(f"agent.{k}", a[k])
     if cfg["train"]["episodes"] < 1 or cfg["eval"]["episodes"] < 1:
         raise DeepzooError("train.episodes and eval.episodes must be at least 1")
-    return Job(env_maker(cfg, "discrete"), "q")
+    return Job(env_maker(cfg, "discrete"))
 
 
 def fit_q(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics) -> dict:
@@ -226,7 +225,7 @@ def build_dqn(cfg: dict, data_dir) -> Job:
         raise DeepzooError(f"agent.hidden must be a list of layer widths such as [128, 128], got {a['hidden']}")
     if a["lr"] <= 0:
         raise DeepzooError(f"agent.lr must be positive, got {a['lr']}")
-    return Job(env_maker(cfg, "box"), "dqn")
+    return Job(env_maker(cfg, "box"))
 
 
 def fit_dqn(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics) -> dict:
