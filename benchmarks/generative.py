@@ -10,6 +10,8 @@ time is the seconds to draw 1,000 images after training (DDPM: DDIM with ``eval.
 
     python benchmarks/generative.py --data-dir ../shared/data
     python benchmarks/generative.py --data-dir ../shared/data --classifier runs/cnn-mnist-X --only vae-mnist
+    python benchmarks/generative.py --data-dir ../shared/data --classifier runs/cnn-mnist-X --only ddpm-mnist \
+        --runs ddpm-mnist=runs/ddpm-mnist-X --ddpm-samplers 50:0,100:0,50:1,100:1
 
 Bars (deepzoo issue 7): vae-mnist test -ELBO <= 100 nats in < 15 min (pytorch/examples: about 106.7 after
 7 epochs); ddpm-mnist's Fréchet distance below dcgan-mnist's, both with class entropy >= 2.2, each trained
@@ -32,11 +34,15 @@ from deepzoo.train.run import load_model, train
 MODELS = ("vae-mnist", "gan-mnist", "dcgan-mnist", "ddpm-mnist")
 
 
-def sampling_seconds_per_1000(run_dir: Path, data_dir) -> dict:
+def scored_cfg(cfg: dict, name: str, classifier: str) -> dict:
+    """The run's config with the recipe's current eval settings (sampler, sample count) and the classifier."""
+    from deepzoo import recipes
+    return {**cfg, "eval": {**recipes.get(name).full_defaults()["eval"], "classifier": classifier}}
+
+
+def sampling_seconds_per_1000(model, cfg: dict) -> dict:
     from deepzoo.models.ddpm import Diffusion
     from deepzoo.recipes.generative import _sample
-    recipe, cfg, task = load_model(run_dir, data_dir)   # the weights the run was scored with, on the CPU
-    model = task.model.eval()
     start = time.perf_counter()
     _sample(model, cfg, 1000, torch.Generator().manual_seed(1))
     out = {"sample_seconds_per_1000": round(time.perf_counter() - start, 2)}
@@ -47,15 +53,41 @@ def sampling_seconds_per_1000(run_dir: Path, data_dir) -> dict:
     return out
 
 
+def sampler_sweep(model, test_images, classifier, samplers: list[tuple[int, float]], n: int) -> list[dict]:
+    """The sample-quality figures of one trained DDPM under several (DDIM steps, eta) samplers, on n samples
+    each (fewer than 10,000: comparable with each other, not with the 10,000-sample rows)."""
+    from deepzoo.report.sample_quality import sample_quality
+    rows = []
+    for steps, eta in samplers:
+        start = time.perf_counter()
+        images = torch.cat([model.sample(min(250, n - i), torch.Generator().manual_seed(i), sample_steps=steps, eta=eta)
+                            for i in range(0, n, 250)])
+        seconds = time.perf_counter() - start
+        q = sample_quality(images, test_images, classifier)
+        rows.append({"sample_steps": steps, "eta": eta, "samples": n, "fd": round(q["frechet_distance"], 2),
+                     "confidence": round(q["mean_confidence"], 4), "class_entropy": round(q["class_entropy"], 4),
+                     "sample_seconds_per_1000": round(1000 * seconds / n, 1)})
+        print(f"ddpm sampler {steps} steps, eta {eta}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir")
     ap.add_argument("--classifier", help="a finished cnn-mnist run (default: train one first)")
     ap.add_argument("--only", help="comma-separated recipes (default: all four)")
     ap.add_argument("--out", type=Path, help="folder for the runs (default: a temporary folder)")
+    ap.add_argument("--runs", default="", help="score finished default runs instead of training them: "
+                    "NAME=RUN_DIR,... (their eval settings are replaced by the recipe's current ones)")
+    ap.add_argument("--ddpm-samplers", default="", help="also score the DDPM under these samplers, "
+                    "STEPS:ETA,... (e.g. 50:0,100:0,100:1), on --sweep-samples samples each")
+    ap.add_argument("--sweep-samples", type=int, default=2000)
     args = ap.parse_args(argv)
+    from deepzoo.recipes.generative import load_classifier
+    from deepzoo.train.run import read_default_run
     log = lambda s: print(s, file=sys.stderr, flush=True)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-generative-"))
+    runs = dict(item.split("=", 1) for item in args.runs.split(",") if item)
     classifier = args.classifier
     if classifier is None:
         classifier = str(out / "cnn-mnist")
@@ -64,14 +96,30 @@ def main(argv=None) -> int:
               "measure": "Fréchet distance of cnn-mnist penultimate features, 10,000 samples vs 10,000 test "
                          "images (not Inception FID)", "models": {}}
     for name in (args.only.split(",") if args.only else MODELS):
-        s = train(name, out=out / name, data_dir=args.data_dir, progress=False, log=log,
-                  sets=[f"eval.classifier={classifier}"])
-        r = s["results"]
+        if name in runs:      # a finished default run: score its weights with the current eval settings
+            run_dir, s = read_default_run(runs[name], name, ignore=("eval",))
+        else:
+            run_dir = out / name
+            s = train(name, out=run_dir, data_dir=args.data_dir, progress=False, log=log,
+                      sets=[f"eval.classifier={classifier}"])
+        recipe, cfg, task = load_model(run_dir, args.data_dir)
+        cfg = scored_cfg(cfg, name, classifier)
+        model = task.model.eval()
+        start = time.perf_counter()
+        r = {**s["results"], **recipe.score(task, cfg)} if name in runs else s["results"]
         row = {k: r[k] for k in ("test_fd", "test_confidence", "test_class_entropy", "test_class_histogram",
                                  "test_nelbo", "test_recon", "test_kl") if k in r}
         row.update({"train_seconds": s["train_seconds"], "train_minutes": round(s["train_seconds"] / 60, 1),
-                    "epochs": s["epochs_run"], "run": str(out / name)})
-        row.update(sampling_seconds_per_1000(out / name, args.data_dir))
+                    "epochs": s["epochs_run"], "run": str(run_dir)})
+        if name in runs:
+            row["score_seconds"] = round(time.perf_counter() - start, 1)
+        if name == "ddpm-mnist":
+            row["sampler"] = {"sample_steps": cfg["eval"]["sample_steps"], "eta": cfg["eval"]["eta"]}
+            if args.ddpm_samplers:
+                samplers = [(int(a), float(b)) for a, b in (x.split(":") for x in args.ddpm_samplers.split(","))]
+                row["sampler_sweep"] = sampler_sweep(model, task.context["test_images"],
+                                                     load_classifier(classifier), samplers, args.sweep_samples)
+        row.update(sampling_seconds_per_1000(model, cfg))
         log(f"{name}: {json.dumps(row)}")
         result["models"][name] = row
     m = result["models"]

@@ -9,7 +9,7 @@ import torch
 from torch.testing import assert_close
 
 from deepzoo.errors import DeepzooError
-from deepzoo.models.ddpm import Diffusion, UNet, betas_for, timestep_embedding
+from deepzoo.models.ddpm import Diffusion, SelfAttention, UNet, betas_for, timestep_embedding
 from deepzoo.train.run import predict, train
 
 quiet = dict(progress=False, log=lambda m: None)
@@ -122,17 +122,76 @@ def test_an_ancestral_step_keeps_the_forward_marginals(t):
     assert float(r.var()) == pytest.approx(float(1 - d.abar[t - 1]), rel=0.03)
 
 
+@pytest.mark.parametrize("t", [150, 60, 5])
+def test_ddim_with_eta_1_on_every_step_is_the_ancestral_step(t):
+    """sigma = eta sqrt((1 - abar_{t-1}) / (1 - abar_t) (1 - alpha_t)) is the ancestral sigma_t for eta = 1, and
+    the mean sqrt(abar_{t-1}) x0_hat + sqrt(1 - abar_{t-1} - sigma^2) eps is the ancestral mean: same z, same step."""
+    d = Diffusion(steps=200, width=8).double()
+    d.betas = betas_for("linear", 200)                     # float64, and abar from them exactly
+    d.abar = torch.cumprod(1 - d.betas, 0)
+    c = torch.linspace(-0.8, 0.8, 784, dtype=torch.float64).reshape(1, 1, 28, 28)
+    d.net = _Oracle(d.abar, c)
+    x = d.abar[t].sqrt() * c + (1 - d.abar[t]).sqrt() * torch.randn(8, 1, 28, 28, dtype=torch.float64,
+                                                                    generator=torch.Generator().manual_seed(1))
+    assert_close(d.ddim_step(x, t, t - 1, eta=1.0, generator=torch.Generator().manual_seed(2)),
+                 d.ancestral_step(x, t, torch.Generator().manual_seed(2)))
+
+
+@pytest.mark.parametrize("eta", [0.5, 1.0])
+def test_ddim_with_noise_skipping_steps_keeps_the_forward_marginals(eta):
+    """With the exact one-point denoiser, x_t ~ N(sqrt(abar_t) c, 1 - abar_t) must step to
+    x_t' ~ N(sqrt(abar_t') c, 1 - abar_t') for any eta: fresh noise replaces part of the predicted noise."""
+    d = Diffusion(steps=200, width=8).double()
+    d.betas, d.abar = d.betas.double(), d.abar.double()
+    c = torch.linspace(-0.8, 0.8, 784, dtype=torch.float64).reshape(1, 1, 28, 28)
+    d.net = _Oracle(d.abar, c)
+    g = torch.Generator().manual_seed(0)
+    x = d.abar[150].sqrt() * c + (1 - d.abar[150]).sqrt() * torch.randn(64, 1, 28, 28, generator=g, dtype=torch.float64)
+    r = d.ddim_step(x, 150, 100, eta=eta, generator=g) - d.abar[100].sqrt() * c
+    assert abs(float(r.mean())) < 0.01
+    assert float(r.var()) == pytest.approx(float(1 - d.abar[100]), rel=0.03)
+    with pytest.raises(DeepzooError, match="eta must be in"):
+        d.sample_ddim(2, 5, eta=1.5)
+
+
 def test_time_embedding_and_unet():
     e = timestep_embedding(torch.tensor([0, 5]), 8)
     assert e.shape == (2, 8)
     assert_close(e[1, :4], torch.sin(5 * torch.exp(-math.log(10000.0) * torch.arange(4) / 4)))
-    net = UNet(16)
     x = torch.randn(2, 1, 28, 28)
-    out = net(x, torch.tensor([3, 3]))
-    assert out.shape == x.shape
-    assert not torch.allclose(out, net(x, torch.tensor([900, 900])))   # the step changes the prediction
+    for patch, attention in ((1, False), (2, True)):
+        net = UNet(16, patch, attention)
+        out = net(x, torch.tensor([3, 3]))
+        assert out.shape == x.shape
+        assert not torch.allclose(out, net(x, torch.tensor([900, 900])))   # the step changes the prediction
+    # patch 2 folds each 2 x 2 square of pixels into 4 channels and unfolds the output the same way: lossless
+    unshuffle, shuffle = torch.nn.PixelUnshuffle(2), torch.nn.PixelShuffle(2)
+    assert_close(shuffle(unshuffle(x)), x)
+    with pytest.raises(DeepzooError, match="model.patch"):
+        UNet(16, 3)
     with pytest.raises(DeepzooError, match="multiple of 8"):
         Diffusion(width=12)
+
+
+def test_self_attention_block_matches_torch_multihead_attention():
+    """x + MHA(GroupNorm(x)) over the H*W positions, against nn.MultiheadAttention given the same weights:
+    outputs and the gradients of the input and of every weight."""
+    torch.manual_seed(0)
+    block = SelfAttention(16, heads=4).double()
+    ref = torch.nn.MultiheadAttention(16, 4, batch_first=True).double()
+    ref.load_state_dict(block.attn.state_dict())
+    x = torch.randn(3, 16, 7, 7, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    tokens = block.norm(x_ref).flatten(2).transpose(1, 2)
+    expected = x_ref + ref(tokens, tokens, tokens, need_weights=False)[0].transpose(1, 2).reshape(3, 16, 7, 7)
+    out = block(x)
+    assert_close(out, expected)
+    g = torch.randn_like(out)
+    out.backward(g)
+    expected.backward(g)
+    assert_close(x.grad, x_ref.grad)
+    for name, p in ref.named_parameters():
+        assert_close(dict(block.attn.named_parameters())[name].grad, p.grad)
 
 
 def test_ddpm_quick_trains_and_predict_writes_the_denoising_strip(tmp_path):

@@ -55,6 +55,7 @@ def test_read_default_run_accepts_only_a_finished_default_run(tmp_path):
     train("logreg-binary", out=tmp_path / "changed", sets=["optim.lr=0.5"], **quiet)
     with pytest.raises(DeepzooError, match="differs in optim.lr"):
         read_default_run(tmp_path / "changed", "logreg-binary")
+    assert read_default_run(tmp_path / "changed", "logreg-binary", ignore=("optim",))[0] == tmp_path / "changed"
     with pytest.raises(DeepzooError, match="it is logreg-binary"):
         read_default_run(tmp_path / "default", "mlp-regression")
     (tmp_path / "default" / "summary.json").unlink()

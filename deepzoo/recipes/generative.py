@@ -15,6 +15,10 @@ then also log each epoch the class entropy and confidence of 1,000 samples: the 
 The GANs train in fp32 with the engine's learning-rate schedule but their own two-player step (no
 gradient clipping); ddpm-mnist honours train.precision and train.clip_grad_norm.
 
+ddpm-mnist draws its samples with ``eval.sample_steps`` (50) of the 1,000 steps and DDIM's ``eval.eta``:
+1 (the default) puts fresh noise back at each step, the ancestral sampler on a sub-sequence of steps; 0 is
+the deterministic DDIM. (benchmarks/generative.py --ddpm-samplers compares them.)
+
 ``deepzoo predict RUN out.png`` writes a grid of 64 samples to out.png, a grid of latent
 interpolations between test digits to out-interpolation.png and, for a 2-D latent, the latent map
 to out-latent-map.png.
@@ -116,13 +120,14 @@ def load_classifier(path: str) -> torch.nn.Module:
     return load_model(path)[2].model
 
 
-def _sample(model, cfg: dict, n: int, generator: torch.Generator, chunk: int = 1000) -> torch.Tensor:
-    """n samples in [0, 1] on the CPU, drawn ``chunk`` at a time (DDPM: DDIM with eval.sample_steps steps)."""
+def _sample(model, cfg: dict, n: int, generator: torch.Generator, chunk: int = 250) -> torch.Tensor:
+    """n samples in [0, 1] on the CPU, drawn ``chunk`` at a time (DDPM: DDIM with eval.sample_steps steps and
+    eval.eta)."""
     out = []
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
         if isinstance(model, Diffusion):
-            out.append(model.sample(k, generator, sample_steps=cfg["eval"]["sample_steps"]).cpu())
+            out.append(model.sample(k, generator, sample_steps=cfg["eval"]["sample_steps"], eta=cfg["eval"]["eta"]).cpu())
         else:
             out.append(model.sample(k, generator).cpu())
     return torch.cat(out)
@@ -245,7 +250,7 @@ _FD_REF = Reference("test_fd", None, "no published figure on this measure (Fréc
                     "features; needs --set eval.classifier=RUN)")
 for name, kind, desc, epochs in (
         ("gan-mnist", "mlp", "the notes' GAN: MLP generator 100-256-512-1024-784 (tanh) vs MLP discriminator, BCE", 50),
-        ("dcgan-mnist", "dcgan", "DCGAN: transposed-conv generator with BatchNorm vs strided-conv discriminator", 20)):
+        ("dcgan-mnist", "dcgan", "DCGAN: transposed-conv generator with BatchNorm vs strided-conv discriminator", 5)):
     register(Recipe(
         name=name, family="GAN", dataset="mnist", description=desc, reference=_FD_REF,
         defaults={"data": {"sample": False, "batch_size": 64},
@@ -270,9 +275,12 @@ def build_ddpm(cfg: dict, data_dir) -> Task:
     data = load_mnist(data_dir, sample=d["sample"])
     x_train, x_test = _pixels(data["train"][0]), _pixels(data["test"][0])
     check_common(cfg, len(x_train), drop_last=True)
-    model = Diffusion(steps=m["steps"], schedule=m["schedule"], width=m["width"], ema=m["ema"])
+    model = Diffusion(steps=m["steps"], schedule=m["schedule"], width=m["width"], ema=m["ema"],
+                      patch=m["patch"], attention=m["attention"])
     if not 1 <= e["sample_steps"] <= m["steps"]:
         raise DeepzooError(f"eval.sample_steps must be 1 to model.steps ({m['steps']}), got {e['sample_steps']}")
+    if not 0 <= e["eta"] <= 1:
+        raise DeepzooError(f"eval.eta must be in [0, 1] (0: deterministic DDIM, 1: ancestral noise), got {e['eta']}")
     train = TensorBatches(x_train * 2 - 1, torch.zeros(len(x_train)), d["batch_size"], shuffle=True, drop_last=True)
     clip = cfg["train"]["clip_grad_norm"]
 
@@ -298,11 +306,12 @@ register(Recipe(
     description="DDPM: one time-conditioned U-Net predicts the added noise; ancestral sampling and DDIM",
     reference=_FD_REF, build=build_ddpm, score=score_samples, predict=predict_samples, predict_options=("seed",),
     predict_help="the PNG file to write samples to (plus -denoising.png: x_T to x_0 for 8 digits)",
-    defaults={"data": {"sample": False, "batch_size": 128},
-              "model": {"steps": 1000, "schedule": "linear", "width": 32, "ema": 0.999},
-              "optim": {"name": "adam", "lr": 5e-4, "schedule": "cosine", "warmup_epochs": 0.2},
-              "train": {"epochs": 10, "clip_grad_norm": 1.0, "precision": "auto"},
-              "eval": {"classifier": "", "samples": 10000, "sample_steps": 50}},
+    defaults={"data": {"sample": False, "batch_size": 64},
+              "model": {"steps": 1000, "schedule": "linear", "width": 32, "patch": 2, "attention": True,
+                        "ema": 0.999},
+              "optim": {"name": "adam", "lr": 1e-3, "schedule": "cosine", "warmup_epochs": 0.2},
+              "train": {"epochs": 5, "clip_grad_norm": 1.0, "precision": "auto"},
+              "eval": {"classifier": "", "samples": 10000, "sample_steps": 50, "eta": 1.0}},
     presets={"quick": {"data": {"sample": True}, "train": {"epochs": 2},
                        "model": {"width": 16, "steps": 100, "ema": 0.9},
                        "eval": {"sample_steps": 10}}},

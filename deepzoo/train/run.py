@@ -75,12 +75,14 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict, recipes.Recipe, dict]:
     return run_dir, meta, recipe, {**config, "recipe": recipe.name, "preset": meta.get("preset")}
 
 
-def read_default_run(run_dir: str | Path, recipe_name: str) -> tuple[Path, dict]:
+def read_default_run(run_dir: str | Path, recipe_name: str, ignore: tuple[str, ...] = ()) -> tuple[Path, dict]:
     """(folder, summary) of a finished run of ``recipe_name`` trained with its default config, for
-    benchmarks that report a default run's figures; any other run is one error naming what differs."""
+    benchmarks that report a default run's figures; any other run is one error naming what differs.
+    Config sections named in ``ignore`` (e.g. ``("eval",)``, settings applied after training) may differ."""
     run_dir, meta, recipe, cfg = read_run(run_dir)
-    config = {k: v for k, v in cfg.items() if k not in ("recipe", "preset")}  # keys added since: defaults
-    defaults = recipes.get(recipe_name).full_defaults()
+    drop = ("recipe", "preset", *ignore)
+    config = {k: v for k, v in cfg.items() if k not in drop}  # keys added since: defaults
+    defaults = {k: v for k, v in recipes.get(recipe_name).full_defaults().items() if k not in drop}
     if recipe.name != recipe_name or config != defaults or meta.get("preset"):
         want, have = cfglib.flatten(defaults), cfglib.flatten(config)
         changed = sorted(k for k in want.keys() | have.keys() if want.get(k, None) != have.get(k, None))
