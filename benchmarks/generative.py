@@ -56,12 +56,12 @@ def sampling_seconds_per_1000(model, cfg: dict) -> dict:
 def sampler_sweep(model, test_images, classifier, samplers: list[tuple[int, float]], n: int) -> list[dict]:
     """The sample-quality figures of one trained DDPM under several (DDIM steps, eta) samplers, on n samples
     each (fewer than 10,000: comparable with each other, not with the 10,000-sample rows)."""
+    from deepzoo.recipes.generative import _sample
     from deepzoo.report.sample_quality import sample_quality
     rows = []
     for steps, eta in samplers:
         start = time.perf_counter()
-        images = torch.cat([model.sample(min(250, n - i), torch.Generator().manual_seed(i), sample_steps=steps, eta=eta)
-                            for i in range(0, n, 250)])
+        images = _sample(model, {"eval": {"sample_steps": steps, "eta": eta}}, n, torch.Generator().manual_seed(0))
         seconds = time.perf_counter() - start
         q = sample_quality(images, test_images, classifier)
         rows.append({"sample_steps": steps, "eta": eta, "samples": n, "fd": round(q["frechet_distance"], 2),

@@ -38,9 +38,8 @@ weights is a better denoiser than the last step's, most of all early in training
 
 **The U-Net** (two resolutions and back, with skip connections): residual blocks of GroupNorm, SiLU and
 3x3 convolutions, the time embedding added to every block's feature maps, and self-attention over the
-positions of the coarsest level. It first folds each 2 x 2
-square of pixels into 4 channels (lossless), so it works at 14 x 14 and 7 x 7: four times less
-arithmetic than at 28 x 28 for the same width.
+positions of the coarsest level. It first folds each 2 x 2 square of pixels into 4 channels (lossless), so
+it works at 14 x 14 and 7 x 7: four times less arithmetic than at 28 x 28 for the same width.
 Images are scaled to [-1, 1]; t is 0-based in the code (step t of the maths is index t - 1).
 """
 
