@@ -46,12 +46,19 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(tmp_pat
     assert "2 processes, torch.distributed" in out and out.count("mlp-mnist: test_acc") == 1   # rank 0 reports
     a, b = steps(one), steps(two)
     assert len(a) == len(b) == 2 * 32                  # 4,000 images, global batch 128: 32 steps an epoch
+    assert [x["step"] for x in a] == [y["step"] for y in b]
+    # Step 1 starts from the same weights: only the order of one mean's additions differs.
+    assert abs(a[0]["loss"] - b[0]["loss"]) <= 1e-5 * abs(a[0]["loss"])
+    # After that, fp32 rounding of "mean of 128" vs "mean of two means of 64" compounds step by step, by an
+    # amount that depends on the CPU's GEMM kernels: 4e-7 (relative) by step 64 on an AVX2 machine, 4.4e-5
+    # by step 42 on a CI machine. A real fault is far larger: a 2% error in the learning rate of the
+    # two-process run already moves the loss by 6e-2 and the weights by 0.1-0.37 of their largest entry.
     for x, y in zip(a, b):
-        assert x["step"] == y["step"] and abs(x["loss"] - y["loss"]) < 1e-5 * max(1.0, abs(x["loss"]))
+        assert abs(x["loss"] - y["loss"]) < 1e-3 * abs(x["loss"]), (x, y)
     wa, wb = weights(one, 2), weights(two, 2)
     assert wa.keys() == wb.keys()
     for k in wa:
-        torch.testing.assert_close(wb[k], wa[k], rtol=1e-4, atol=1e-5)
+        assert (wb[k] - wa[k]).abs().max() <= 1e-3 * wa[k].abs().max(), k
     assert b[-1]["loss"] < 0.5 * b[0]["loss"]         # it trained
     sa, sb = (json.loads((r / "summary.json").read_text())["results"] for r in (one, two))
     assert abs(sa["test_acc"] - sb["test_acc"]) <= 0.002
