@@ -133,6 +133,21 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_atomic_write_gives_a_new_file_the_umask_mode_and_keeps_an_old_files_mode(tmp_path):
+    mask = os.umask(0o027)
+    try:
+        atomic_write_json(tmp_path / "new.json", {})
+        old = tmp_path / "old.json"
+        old.write_text("{}")
+        old.chmod(0o600)
+        atomic_write_json(old, {"a": 1})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o640      # 0o666 less the umask, not mkstemp's 0o600
+    assert old.stat().st_mode & 0o777 == 0o600 and json.loads(old.read_text()) == {"a": 1}
+
+
 def _run(args, **kw):
     # One thread per process: with several, a BLAS under CPU contention may split a product differently
     # from one run to the next, which changes the rounding; bit-identical resumption is promised for
