@@ -27,15 +27,27 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _mode_for(path: Path) -> int:
     """The permissions ``open(path, "w")`` would leave: an existing file's own, else 0o666 less the umask
     (``mkstemp`` creates its file 0o600, which would make every run folder private)."""
     try:
         return path.stat().st_mode & 0o7777
     except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
+        return 0o666 & ~_umask()
+
+
+def temp_dir(parent: Path, prefix: str) -> Path:
+    """A new folder in ``parent``, to be filled and then renamed into place, with the permissions
+    ``mkdir`` would give it (0o777 less the umask) rather than ``mkdtemp``'s private 0o700."""
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -134,7 +134,8 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
-def test_atomic_write_gives_a_new_file_the_umask_mode_and_keeps_an_old_files_mode(tmp_path):
+def test_atomic_writes_give_new_files_and_checkpoints_the_umask_mode_and_keep_an_old_files_mode(tmp_path):
+    model = torch.nn.Linear(2, 1)
     mask = os.umask(0o027)
     try:
         atomic_write_json(tmp_path / "new.json", {})
@@ -142,10 +143,14 @@ def test_atomic_write_gives_a_new_file_the_umask_mode_and_keeps_an_old_files_mod
         old.write_text("{}")
         old.chmod(0o600)
         atomic_write_json(old, {"a": 1})
+        ckpt = checkpoint.save(tmp_path / "ckpt", 1, model, torch.optim.SGD(model.parameters(), lr=0.1),
+                               {}, best=True)
     finally:
         os.umask(mask)
     assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o640      # 0o666 less the umask, not mkstemp's 0o600
     assert old.stat().st_mode & 0o777 == 0o600 and json.loads(old.read_text()) == {"a": 1}
+    assert ckpt.stat().st_mode & 0o777 == 0o750                          # 0o777 less the umask, not mkdtemp's 0o700
+    assert (tmp_path / "ckpt/latest.json").stat().st_mode & 0o777 == 0o640
 
 
 def _run(args, **kw):

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from deepzoo.errors import DeepzooError
-from deepzoo.files import fsync_dir, atomic_write_json
+from deepzoo.files import atomic_write_json, fsync_dir, temp_dir
 
 LATEST = "latest.json"
 
@@ -117,7 +116,7 @@ def save(ckpt_root: Path, epoch: int, model: torch.nn.Module, optimizer: torch.o
     """
     ckpt_root.mkdir(parents=True, exist_ok=True)
     name = f"epoch-{epoch:04d}"
-    tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".{name}."))
+    tmp = temp_dir(ckpt_root, prefix=f".{name}.")
     try:
         save_weights(model, tmp / "model.safetensors")
         opt_tensors, opt_meta = split_optimizer_state(optimizer.state_dict())
