@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from deepzoo.train.run import load_model, train
+from deepzoo.train.run import load_with_data, train
 
 MODELS = ("vae-mnist", "gan-mnist", "dcgan-mnist", "ddpm-mnist")
 
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
             run_dir = out / name
             s = train(name, out=run_dir, data_dir=args.data_dir, progress=False, log=log,
                       sets=[f"eval.classifier={classifier}"])
-        recipe, cfg, task = load_model(run_dir, args.data_dir)
+        recipe, cfg, task = load_with_data(run_dir, args.data_dir, log=log)
         cfg = scored_cfg(cfg, name, classifier)
         model = task.model.eval()
         start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The ``deepzoo`` command line: list, train, resume, eval, predict, tour, data.
+"""The ``deepzoo`` command line: list, train, resume, eval, predict, export, tour, data.
 
 Every error the user can fix is printed as one line, ``deepzoo: error: ...``, with exit status 2
 (3 when training diverged); never a traceback.
@@ -23,6 +23,7 @@ examples:
   deepzoo train cnn-mnist --print-config         the keys --set accepts, with their defaults
   deepzoo resume runs/cnn-mnist-20261121-101500  continue a stopped run exactly where it was
   deepzoo predict RUN_DIR digit.png              classify an image with a trained run
+  deepzoo export RUN_DIR --format onnx           RUN_DIR/model.onnx, checked with onnxruntime
   deepzoo experiment vanishing                   gradient vs distance for RNN, GRU, LSTM (plot + table)
   deepzoo experiment cnn-vs-rnn --quick          TextCNN vs recurrent nets: parameters, speed, accuracy
   deepzoo experiment seq-throughput              LSTM vs Transformer: tokens/s as sequences grow
@@ -99,13 +100,8 @@ def cmd_predict(args) -> None:
     options = {"length": args.length, "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed,
                "beam": args.beam}
     for result in predict(args.run_dir, args.inputs, data_dir=args.data_dir, options=options):
-        line = _predict_line(result)
-        if line is None:                                                       # no short form: the JSON
-            print(json.dumps(result, indent=None if not args.json else 1))
-            continue
-        print(line)
-        if args.json:
-            print(json.dumps(result))
+        line = None if args.json else _predict_line(result)
+        print(line if line is not None else json.dumps(result, ensure_ascii=False))   # else: the JSON
 
 
 def _predict_line(result: dict) -> str | None:
@@ -132,6 +128,11 @@ def _predict_line(result: dict) -> str | None:
         return (f"{result.get('analogy', result['input'])}  " +
                 ", ".join(f"{r['word']} {r['cosine']:.3f}" for r in items))
     return None
+
+
+def cmd_export(args) -> None:
+    from deepzoo.export import export
+    export(args.run_dir, args.format, out=args.out)
 
 
 def cmd_tour(args) -> None:
@@ -247,10 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(s)
     s.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("predict", help="apply a trained run to new input (an image, a CSV, ...)")
+    s = sub.add_parser("predict", help="apply a trained run to new input (an image, a CSV, ...)",
+                       description="Apply the best weights of RUN_DIR to each INPUT. The run folder is "
+                                   "the model: nothing else is read (no dataset), so a folder copied to "
+                                   "another machine predicts there.")
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.add_argument("inputs", nargs="+", metavar="INPUT")
-    s.add_argument("--json", action="store_true", help="also print the full result as JSON")
+    s.add_argument("--json", action="store_true",
+                   help="print each result as one line of JSON (the shape deepzoo.load(RUN).predict returns)")
     g = s.add_argument_group("generation (text models: gpt-shakespeare, transformer-multi30k)")
     g.add_argument("--length", type=int, help="characters to generate (gpt-shakespeare; default 300)")
     g.add_argument("--temperature", type=float,
@@ -258,8 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, help="sample only among the K most likely tokens (default 0: all)")
     g.add_argument("--seed", type=int, help="random seed of the sampling (default 0)")
     g.add_argument("--beam", type=int, help="beam width for translation (1: greedy; default: the run's model.beam)")
-    _add_data_dir(s)
+    s.add_argument("--data-dir", metavar="DIR",
+                   help="not needed: a run folder predicts alone. Only for a run made before deepzoo kept "
+                        "RUN_DIR/inference/: its training data, to rebuild that folder once")
     s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("export", help="export a run's model to ONNX or TorchScript, checked against PyTorch",
+                       description="Export the model of RUN_DIR (its best weights) to ONNX or TorchScript, "
+                                   "load the file back with its runtime (onnxruntime, torch.jit.load) and "
+                                   "compare its outputs with the PyTorch model's on 100 inputs (max abs "
+                                   "difference <= 1e-4 x max(1, |output|)) before writing it. The batch "
+                                   "axis is dynamic.")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default: onnx")
+    s.add_argument("--out", metavar="FILE", help="where to write (default RUN_DIR/model.onnx or RUN_DIR/model.pt)")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("tour", help="train every recipe and write one HTML report",
                        description="Train every recipe (with --quick: its small preset, on the samples "

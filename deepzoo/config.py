@@ -112,8 +112,9 @@ def load_toml(path: str | Path) -> dict:
 
 def resolve(defaults: dict, presets: dict[str, dict], preset: str | None = None,
             config_file: str | Path | None = None, sets: Iterable[str] = (),
-            epochs: int | None = None, seed: int | None = None) -> dict:
-    """Build the final config of a run from a recipe's defaults and the user's overrides."""
+            epochs: int | None = None, seed: int | None = None, overrides: dict | None = None) -> dict:
+    """Build the final config of a run from a recipe's defaults and the user's overrides (``overrides``, a
+    nested dict such as ``{"optim": {"lr": 0.01}}``, is the Python API's ``--set``, applied after it)."""
     cfg = copy.deepcopy(defaults)
     if preset is not None:
         if preset not in presets:
@@ -122,6 +123,8 @@ def resolve(defaults: dict, presets: dict[str, dict], preset: str | None = None,
     if config_file is not None:
         cfg = apply(cfg, load_toml(config_file), f"config file {config_file}")
     cfg = apply(cfg, parse_sets(sets), "--set")
+    if overrides:
+        cfg = apply(cfg, overrides, "override")
     if epochs is not None:
         cfg = apply(cfg, [("train.epochs", epochs)], "--epochs")
     if seed is not None:

@@ -82,15 +82,51 @@ def append_jsonl(path: Path, row: Any) -> None:
         os.fsync(f.fileno())
 
 
-def read_image(path, mode: str):
-    """Open an image file as a PIL image in ``mode`` ("L", "RGB"); a missing or unreadable file is one
-    clear error naming it."""
+def read_image(item, mode: str):
+    """What a user has, as a PIL image in ``mode`` ("L", "RGB"): a file path, a PIL image, or an array
+    (NumPy or torch; height x width, or height x width x channels, or channels x height x width with 1 or 3
+    channels; uint8 0-255 or floats in [0, 1]). A missing or unreadable file is one clear error naming it."""
     from PIL import Image, UnidentifiedImageError
 
     from deepzoo.errors import DeepzooError
+    if isinstance(item, Image.Image):
+        return item.convert(mode)
+    if hasattr(item, "__array__") and not isinstance(item, (str, os.PathLike)):
+        return _array_image(item).convert(mode)
     try:
-        return Image.open(path).convert(mode)
+        return Image.open(item).convert(mode)
     except FileNotFoundError:
-        raise DeepzooError(f"image {path} does not exist") from None
+        raise DeepzooError(f"image {item} does not exist") from None
     except (UnidentifiedImageError, OSError) as e:
-        raise DeepzooError(f"cannot read image {path}: {e}") from None
+        raise DeepzooError(f"cannot read image {item}: {e}") from None
+    except (TypeError, AttributeError):
+        raise DeepzooError(f"expected an image: a file path, a PIL image or an array, got {type(item).__name__}") from None
+
+
+def image_name(item) -> str:
+    """How a predict result names its input: the path, or the kind and size of an in-memory image."""
+    if isinstance(item, (str, os.PathLike)):
+        return str(item)
+    shape = getattr(item, "shape", None) or getattr(item, "size", None)
+    return f"<{type(item).__name__} {'x'.join(str(n) for n in shape)}>" if shape else f"<{type(item).__name__}>"
+
+
+def _array_image(item):
+    import numpy as np
+    from PIL import Image
+
+    from deepzoo.errors import DeepzooError
+    a = np.asarray(item.detach().cpu() if hasattr(item, "detach") else item)
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = a.transpose(1, 2, 0)                               # channels first -> channels last
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
+        raise DeepzooError(f"an image array must be HxW, HxWx1/3 or 1/3xHxW; got shape {tuple(a.shape)}")
+    if a.dtype != np.uint8:
+        a = a.astype(np.float64)
+        if a.size and (a.min() < 0 or a.max() > 1):
+            raise DeepzooError(f"a float image array must hold values in [0, 1] (got {a.min():.3g} to "
+                               f"{a.max():.3g}); give uint8 0-255 values instead")
+        a = np.round(a * 255).astype(np.uint8)
+    return Image.fromarray(a)

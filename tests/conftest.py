@@ -30,3 +30,20 @@ def run_deepzoo(*args: str, cwd=None, check: bool = False, timeout: float = 1800
     if check and proc.returncode != 0:
         raise AssertionError(f"deepzoo {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def quick_tour(tmp_path_factory) -> Path:
+    """`deepzoo tour --quick` run once for the whole session, as a user would (a fresh process, the data
+    shipped in the package only): its folder holds report.html and one run folder per recipe."""
+    import subprocess
+    import sys
+    out = tmp_path_factory.mktemp("quick-tour") / "tour"
+    env = {k: v for k, v in os.environ.items() if k not in ("DEEPZOO_DATA", "DEEPZOO_MIRROR")}
+    env.update(PYTHONWARNINGS="ignore", DEEPZOO_CACHE=str(tmp_path_factory.mktemp("tour-cache")))
+    proc = subprocess.run([sys.executable, "-m", "deepzoo", "tour", "--quick", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=3600, env=env)
+    if proc.returncode != 0:
+        raise AssertionError(f"deepzoo tour --quick failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    (out / "stdout.txt").write_text(proc.stdout)
+    return out

@@ -3,7 +3,7 @@
 Same weights (load_state_dict from the torch module), same inputs, same upstream gradient: outputs,
 input gradients and every parameter gradient are compared, for both implementations ("torch" runs
 F.scaled_dot_product_attention / F.layer_norm, "scratch" the written-out versions), with padding
-and causal masks. Float64 throughout, so the tolerances are assert_close's tight defaults.
+and causal masks. Float64 throughout (see TOL).
 """
 
 import math
@@ -19,6 +19,12 @@ from deepzoo.nn import attention as A
 
 F64 = torch.float64
 IMPLS = ("torch", "scratch")
+# Float64 on purpose: "scratch" and torch's kernels (SDPA, fused layer norm, vectorised per CPU) add
+# the same terms in different orders. In float64 (u = 1.1e-16) the longest sums here (weight gradients
+# over batch x positions, <= 3 x 8 = 24 terms of size <= ~10) differ between any two summation orders by
+# at most 2 * 24 * u * 240 ~ 1.3e-12, ~1e-10 even if amplified 100x through the layers, on any CPU
+# (seen: <= 5e-15); a missing 1/sqrt(d) scale, a mask leak or a wrong norm moves results by > 1e-2.
+TOL = dict(atol=1e-10, rtol=1e-10)
 
 
 @pytest.fixture(autouse=True)
@@ -49,11 +55,11 @@ def check_grads(ref, mine, y_ref, y_mine, inputs_ref, inputs_mine, keep=None):
     y_ref.backward(up)
     y_mine.backward(up)
     for a, b in zip(inputs_mine, inputs_ref):
-        assert_close(a.grad, b.grad)
+        assert_close(a.grad, b.grad, **TOL)
     ref_p, mine_p = dict(ref.named_parameters()), dict(mine.named_parameters())
     assert ref_p.keys() == mine_p.keys()
     for name in ref_p:
-        assert_close(mine_p[name].grad, ref_p[name].grad, msg=f"gradient of {name}")
+        assert_close(mine_p[name].grad, ref_p[name].grad, **TOL, msg=f"gradient of {name}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,12 +83,12 @@ def test_scaled_dot_product_attention_matches_torch(mask_kind):
     else:
         y_ref = F.scaled_dot_product_attention(*ins_ref, attn_mask=mask, is_causal=causal)
     y_mine = A.scaled_dot_product_attention(*ins_mine, attn_mask=mask, is_causal=causal)
-    assert_close(y_mine, y_ref)
+    assert_close(y_mine, y_ref, **TOL)
     up = torch.randn(y_ref.shape, dtype=F64)
     y_ref.backward(up)
     y_mine.backward(up)
     for a, b in zip(ins_mine, ins_ref):
-        assert_close(a.grad, b.grad)
+        assert_close(a.grad, b.grad, **TOL)
 
 
 def test_masked_keys_get_exactly_zero_weight():
@@ -96,13 +102,15 @@ def test_masked_keys_get_exactly_zero_weight():
 
 
 def test_causal_output_does_not_depend_on_the_future():
-    x = torch.randn(1, 6, 8)
-    mha = A.MultiheadAttention(8, 2, impl="scratch")
+    x = torch.randn(1, 6, 8, dtype=F64)
+    mha = A.MultiheadAttention(8, 2, impl="scratch").double()
     y = mha(x, x, x, causal=True)
     x2 = x.clone()
-    x2[:, 4:] = torch.randn(1, 2, 8)
+    x2[:, 4:] = torch.randn(1, 2, 8, dtype=F64)
     y2 = mha(x2, x2, x2, causal=True)
-    assert_close(y[:, :4], y2[:, :4])
+    # The same computation on the same first 4 positions (masked keys add exact zeros): equal in
+    # practice; the float64 tolerance only allows a BLAS that blocks a product differently between calls.
+    assert_close(y[:, :4], y2[:, :4], **TOL)
     assert not torch.allclose(y[:, 4:], y2[:, 4:])
 
 
@@ -132,7 +140,7 @@ def test_multihead_attention_matches_torch(impl, case):
     causal_mask = future(L) if causal else None
     y_ref, _ = ref(*args_ref, key_padding_mask=pad, attn_mask=causal_mask, need_weights=False)
     y_mine = mine(*args_mine, key_padding_mask=pad, causal=causal)
-    assert_close(y_mine, y_ref)
+    assert_close(y_mine, y_ref, **TOL)
     check_grads(ref, mine, y_ref, y_mine, ins[0], ins[1])
 
 
@@ -157,11 +165,14 @@ def test_layer_norm_matches_torch(impl):
     x = torch.randn(4, 5, 16, dtype=F64) * 3 + 1
     xr, xm = leaf(x), leaf(x)
     y_ref, y_mine = ref(xr), mine(xm)
-    assert_close(y_mine, y_ref)
+    assert_close(y_mine, y_ref, **TOL)
     check_grads(ref, mine, y_ref, y_mine, [xr], [xm])
 
 
 def test_sinusoids_follow_the_formula_and_shift_by_a_rotation():
+    # sinusoids are computed in float64 and stored as float32: each entry is within half an fp32 ulp of
+    # the exact value (<= 6e-8 for |v| <= 1), so 1e-6 holds on any CPU, for the formula and the rotation
+    # (a 2-term sum of such entries: <= 2e-7); a wrong frequency or a swapped sin/cos is off by > 1e-2.
     pe = A.sinusoids(50, 8).double()
     for pos, i in [(0, 0), (7, 1), (31, 3)]:
         angle = pos / 10000 ** (2 * i / 8)
@@ -206,7 +217,7 @@ def test_encoder_layer_matches_torch(impl, norm_first, activation, causal):
     y_ref = ref(xr, src_mask=mask, src_key_padding_mask=pad, is_causal=causal)
     y_mine = mine(xm, padding=pad, causal=causal)
     keep = (~pad).double()   # outputs at padded positions are never used; compare the real ones
-    assert_close(y_mine * keep[..., None], y_ref * keep[..., None])
+    assert_close(y_mine * keep[..., None], y_ref * keep[..., None], **TOL)
     check_grads(ref, mine, y_ref, y_mine, [xr], [xm], keep=keep)
 
 
@@ -226,7 +237,7 @@ def test_decoder_layer_matches_torch(impl, norm_first):
                 tgt_is_causal=True)
     y_mine = mine(tm, mm, padding=tpad, memory_padding=mpad)
     keep = (~tpad).double()
-    assert_close(y_mine * keep[..., None], y_ref * keep[..., None])
+    assert_close(y_mine * keep[..., None], y_ref * keep[..., None], **TOL)
     check_grads(ref, mine, y_ref, y_mine, [tr, mr], [tm, mm], keep=keep)
 
 

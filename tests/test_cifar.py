@@ -17,6 +17,12 @@ from deepzoo.models.resnet import ConvStack, ResidualBlock, ResNetCIFAR
 from deepzoo.nn import layers
 
 F64 = torch.float64
+# Float64 comparisons of our BatchNorm with torch's: the statistics are sums of <= 168 values of size
+# <= ~12 and torch's kernel (vectorised per CPU) adds them in another order; in float64 (u = 1.1e-16)
+# any two orders differ by at most 2 * 168 * u * 2000 ~ 7e-11 per sum in the worst case, ~1e-14 in
+# practice (seen: <= 2e-14), on any CPU. A biased variance (m / (m - 1) = 1.006) or a wrong eps is
+# off by > 1e-6.
+TOL = dict(atol=1e-9, rtol=1e-9)
 
 
 @pytest.fixture(autouse=True)
@@ -48,16 +54,16 @@ def test_batchnorm_training_outputs_gradients_and_running_stats(momentum, channe
             x = x.contiguous(memory_format=torch.channels_last)
         xr, xm = x.clone().requires_grad_(), x.clone().requires_grad_()
         yr, ym = ref(xr), mine(xm)
-        assert_close(ym, yr)
+        assert_close(ym, yr, **TOL)
         g = torch.randn(yr.shape, dtype=F64)
         yr.backward(g)
         ym.backward(g)
-        assert_close(xm.grad, xr.grad)
-        assert_close(mine.weight.grad, ref.weight.grad)
-        assert_close(mine.bias.grad, ref.bias.grad)
+        assert_close(xm.grad, xr.grad, **TOL)
+        assert_close(mine.weight.grad, ref.weight.grad, **TOL)
+        assert_close(mine.bias.grad, ref.bias.grad, **TOL)
         ref.weight.grad = ref.bias.grad = mine.weight.grad = mine.bias.grad = None
-        assert_close(mine.running_mean, ref.running_mean)
-        assert_close(mine.running_var, ref.running_var)  # the unbiased variance m / (m - 1)
+        assert_close(mine.running_mean, ref.running_mean, **TOL)
+        assert_close(mine.running_var, ref.running_var, **TOL)  # the unbiased variance m / (m - 1)
         assert int(mine.num_batches_tracked) == int(ref.num_batches_tracked) == step + 1
 
 
@@ -70,12 +76,13 @@ def test_batchnorm_eval_uses_running_statistics():
     x = torch.randn(3, 5, 4, 4, dtype=F64)
     xr, xm = x.clone().requires_grad_(), x.clone().requires_grad_()
     yr, ym = ref(xr), mine(xm)
-    assert_close(ym, yr)
+    assert_close(ym, yr, **TOL)
     yr.sum().backward(), ym.sum().backward()
-    assert_close(xm.grad, xr.grad)
-    assert_close(mine.weight.grad, ref.weight.grad)
+    assert_close(xm.grad, xr.grad, **TOL)
+    assert_close(mine.weight.grad, ref.weight.grad, **TOL)
     # one image alone gives the same output as inside its batch: no batch statistics in evaluation
-    assert_close(mine(x[:1]), ym[:1].detach())
+    # (elementwise with the running statistics: the same operations on the same numbers, exact)
+    assert torch.equal(mine(x[:1]), ym[:1].detach())
     assert int(mine.num_batches_tracked) == 2  # evaluation does not update the statistics
 
 
@@ -84,16 +91,28 @@ def test_batchnorm_variants(kw):
     ref, mine = _pair(**kw)
     ref.eval(), mine.eval()  # without running stats, evaluation still normalises by the batch
     x = torch.randn(4, 5, 3, 3, dtype=F64)
-    assert_close(mine(x), ref(x))
+    assert_close(mine(x), ref(x), **TOL)
     ref.train(), mine.train()
-    assert_close(mine(x), ref(x))
+    assert_close(mine(x), ref(x), **TOL)
 
 
 def test_batchnorm_float32_and_state_dict_names():
     ref, mine = _pair(dtype=torch.float32)
     assert list(mine.state_dict()) == list(ref.state_dict())
-    x = torch.randn(16, 5, 8, 8)
-    assert_close(mine(x), ref(x), rtol=1e-5, atol=1e-5)
+    # Float32 is the point here, and a float32 sum of m = 1024 values may err by up to m * u = 6e-5
+    # relative in the worst case, in an order that depends on the CPU's vector width. So the inputs are
+    # chosen to make the statistics exact in any order: per channel, 512 values on a 1/8 grid in [-4, 4],
+    # their negatives and an offset c/4 (mean exactly c/4), shuffled. Every partial sum of x and of
+    # (x - mean)^2 is then a multiple of 1/64 below 2^14, exactly representable in float32, so both
+    # implementations get the exact mean and variance; what is left is the elementwise normalisation,
+    # a few roundings of outputs <= ~3 (<= ~1e-6), well inside 1e-5.
+    g = torch.randint(-32, 33, (5, 512)) / 8
+    v = torch.cat([g, -g], 1)[:, torch.randperm(1024)] + torch.arange(5)[:, None] / 4
+    x = v.reshape(5, 16, 8, 8).transpose(0, 1).contiguous()
+    assert torch.equal(x.mean((0, 2, 3)), torch.arange(5) / 4)
+    y = mine(x)
+    assert y.dtype == torch.float32
+    assert_close(y, ref(x), rtol=1e-5, atol=1e-5)
 
 
 def test_batchnorm_rejects_non_image_input():
@@ -141,16 +160,22 @@ def test_residual_block_is_identity_plus_branch():
     block = ResidualBlock(8, 8).eval()
     nn.init.zeros_(block.bn2.weight)
     x = torch.randn(2, 8, 5, 5)
-    assert_close(block(x), torch.relu(x))
+    # (a zero BN scale makes the branch exactly 0 and x + 0 == x: exact, whatever the CPU)
+    assert torch.equal(block(x), torch.relu(x))
     down = ResidualBlock(8, 16, stride=2).eval()       # shortcut A: every 2nd pixel, channels zero-padded
     nn.init.zeros_(down.bn2.weight)
     y = down(x)
     assert y.shape == (2, 16, 3, 3)
-    assert_close(y[:, :8], torch.relu(x[:, :, ::2, ::2]))
+    assert torch.equal(y[:, :8], torch.relu(x[:, :, ::2, ::2]))
     assert torch.all(y[:, 8:] == 0)
 
 
 def test_scratch_resnet_equals_torch_resnet():
+    # Float64: unfold + matmul convolutions and scratch BatchNorm against torch's kernels, summing in other
+    # orders. The longest sums (weight gradients over 4 x 32 x 32 = 4096 positions, then 7 more layers)
+    # are within ~1e-9 of each other in float64 even in the worst case (seen: <= 5e-15); 1e-7 holds on any
+    # CPU and still catches any real fault (a wrong stride, padding or shortcut moves results by > 1e-2).
+    tol = dict(atol=1e-7, rtol=1e-7)
     torch.manual_seed(0)
     ref = ResNetCIFAR(8, channels_last=False, impl="torch").double()
     mine = ResNetCIFAR(8, channels_last=False, impl="scratch").double()
@@ -158,11 +183,11 @@ def test_scratch_resnet_equals_torch_resnet():
     x = torch.randn(4, 3, 32, 32, dtype=F64)
     xr, xm = x.clone().requires_grad_(), x.clone().requires_grad_()
     yr, ym = ref(xr), mine(xm)
-    assert_close(ym, yr)
+    assert_close(ym, yr, **tol)
     yr.sum().backward(), ym.sum().backward()
-    assert_close(xm.grad, xr.grad)
+    assert_close(xm.grad, xr.grad, **tol)
     for (name, p), q in zip(ref.named_parameters(), mine.parameters()):
-        assert_close(q.grad, p.grad, msg=name)
+        assert_close(q.grad, p.grad, **tol, msg=name)
 
 
 def test_conv_stack_shapes_and_errors():
@@ -328,4 +353,6 @@ def test_to_tensor_standardises_per_channel():
     x = np.full((1, 32, 32, 3), 255, np.uint8)
     t = cifar.to_tensor(x)
     assert t.shape == (1, 3, 32, 32)
+    # the same float32 formula, elementwise (255 / 255 is exactly 1): within an ulp or two, far inside
+    # the float32 default of 1e-5
     assert_close(t[0, :, 0, 0], (1 - torch.tensor(cifar.MEAN)) / torch.tensor(cifar.STD))

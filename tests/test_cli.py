@@ -136,16 +136,15 @@ def test_tabular_predict_and_user_csv(tmp_path):
                     "no column named 'nope'")
 
 
-def test_tour_quick_writes_one_report(tmp_path):
-    out = tmp_path / "tour"
-    proc = run_deepzoo("tour", "--quick", "--out", str(out), "--quiet", check=True)
+def test_tour_quick_writes_one_report(quick_tour):
+    out = quick_tour
     report = (out / "report.html").read_text()
     from deepzoo.recipes import all_recipes
     for recipe in all_recipes():
         assert recipe.name in report
         assert (out / recipe.name / "summary.json").exists()
     assert report.count("<img") == len(all_recipes())
-    assert "tour report:" in proc.stdout
+    assert "tour report:" in (out / "stdout.txt").read_text()
 
 
 def test_data_list_and_fetch_errors(shared_data):

@@ -2,8 +2,7 @@
 
 Torch's module is built first and its state_dict copied into ours; the same inputs (and initial
 states) go in; outputs, final states and the gradients of a loss using all of them (w.r.t. the
-input, the initial state and every parameter) are compared in float64 within 1e-5 (in practice
-they agree to ~1e-15).
+input, the initial state and every parameter) are compared in float64.
 """
 
 import pytest
@@ -16,7 +15,13 @@ from deepzoo.errors import DeepzooError
 from deepzoo.nn import rnn
 
 F64 = torch.float64
-TOL = dict(atol=1e-5, rtol=1e-5)
+# Float64 on purpose: the two implementations add the same terms in different orders (our gates are
+# separate matmuls, torch's kernels are fused and vectorised per CPU), which no float32 tolerance fitted
+# to the CPUs seen so far can bound. In float64 (unit roundoff u = 1.1e-16) the longest sums here, the
+# parameter gradients, add at most 35 (batch x time) terms of size <= ~10: any two orders of summation
+# differ by at most 2 * 35 * u * 350 ~ 3e-12 per sum, ~3e-11 even if compounded through 7 steps and 2
+# layers, on any CPU (seen: <= 7e-15). A wrong gate, bias or direction moves results by > 1e-3.
+TOL = dict(atol=1e-10, rtol=1e-10)
 LENGTHS = [7, 5, 5, 2, 1]
 I, H = 3, 4
 
@@ -218,9 +223,10 @@ def test_packed_variable_lengths_bidirectional(mode, enforce_sorted, with_hx):
         assert torch.all(padded[b, n:] == 0)
     # h_n of the last layer, forward direction = output at the last real step (first H features);
     # backward direction = output at step 0 (last H features).
+    # (the same computed values, read from two places: exact)
     for b, n in enumerate(lengths):
-        assert_close(states[0][2, b], padded[b, n - 1, :H], **TOL)
-        assert_close(states[0][3, b], padded[b, 0, H:], **TOL)
+        assert torch.equal(states[0][2, b], padded[b, n - 1, :H])
+        assert torch.equal(states[0][3, b], padded[b, 0, H:])
 
 
 def test_packed_differs_from_padded():
@@ -231,7 +237,8 @@ def test_packed_differs_from_padded():
         x[b, n:] = 0
     _, h_padded = mine(x)
     _, h_packed = mine(pack_padded_sequence(x, torch.tensor(LENGTHS), batch_first=True))
-    assert_close(h_padded[:, 0], h_packed[:, 0])          # the full-length row agrees
+    assert_close(h_padded[:, 0], h_packed[:, 0], **TOL)   # the full-length row agrees (a batch of 5 vs
+    # shrinking batches: the products may be blocked differently, so not necessarily bit for bit)
     assert not torch.allclose(h_padded[:, 1:], h_packed[:, 1:])
 
 

@@ -52,23 +52,29 @@ def test_rnn_classifier_uses_each_sentence_own_last_state():
     """Padding must not change a sentence's prediction: packing stops the recurrence at its length."""
     torch.manual_seed(0)
     for cell, bi in (("gru", False), ("lstm", True)):
-        model = RNNClassifier(50, 3, cell=cell, embed_dim=8, hidden=6, bidirectional=bi, dropout=0.0).eval()
+        # float64: a batch of 1 against a packed batch of 2, whose products may be blocked differently
+        # (per CPU); float64 sums of <= 14 terms over 3 steps keep that below ~1e-14, while reading a
+        # padded step moves the output by > 1e-3
+        model = RNNClassifier(50, 3, cell=cell, embed_dim=8, hidden=6, bidirectional=bi, dropout=0.0).double().eval()
         short = torch.tensor([[5, 7, 9]])
         padded = torch.tensor([[5, 7, 9, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
         alone = model(short, torch.tensor([3]))
         batched = model(padded, torch.tensor([3, 6]))[:1]
-        torch.testing.assert_close(alone, batched)
+        torch.testing.assert_close(alone, batched, atol=1e-12, rtol=1e-10)
 
 
 def test_scratch_cells_give_the_same_classifier_output():
     torch.manual_seed(0)
+    # float64: our gates against torch's fused LSTM kernel, the same sums in other orders (per CPU);
+    # sums of <= 18 terms over 9 steps and 2 layers stay within ~1e-14 in float64 (seen: ~1e-17),
+    # while a wrong gate or a missed length moves the logits by > 1e-3
     a = RNNClassifier(40, 2, cell="lstm", embed_dim=8, hidden=6, layers=2, bidirectional=True, dropout=0.0,
-                      pool="max", impl="torch").eval()
+                      pool="max", impl="torch").double().eval()
     b = RNNClassifier(40, 2, cell="lstm", embed_dim=8, hidden=6, layers=2, bidirectional=True, dropout=0.0,
-                      pool="max", impl="scratch").eval()
+                      pool="max", impl="scratch").double().eval()
     b.load_state_dict(a.state_dict())
     x, lengths = torch.randint(1, 40, (4, 9)), torch.tensor([9, 4, 7, 1])
-    torch.testing.assert_close(a(x, lengths), b(x, lengths), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(a(x, lengths), b(x, lengths), atol=1e-12, rtol=1e-10)
 
 
 def test_textcnn_handles_sentences_shorter_than_its_widest_filter():
@@ -77,14 +83,15 @@ def test_textcnn_handles_sentences_shorter_than_its_widest_filter():
 
 
 @pytest.mark.parametrize("name", ["textcnn-sst2", "bilstm-chnsenticorp"])
-def test_quick_preset_learns_and_predicts(name, tmp_path):
-    s = train(name, preset="quick", out=tmp_path / name, progress=False, log=lambda m: None)
-    rows = [json.loads(l) for l in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+def test_quick_preset_learns_and_predicts(name, quick_tour):
+    run = quick_tour / name                               # the tour's run of the quick preset
+    s = json.loads((run / "summary.json").read_text())
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["train_loss"] < 0.8 * rows[0]["train_loss"], "the training loss must fall"
     if name == "textcnn-sst2":  # 300 test sentences, balanced: a robust margin over chance
         assert s["value"] > 0.6
     sentence = "一部 很好 的 电影" if "chn" in name else "a wonderful , moving film"
-    [result] = predict(tmp_path / name, [sentence])
+    [result] = predict(run, [sentence])
     assert result["class"] in ("0", "1") and abs(sum(result["probabilities"].values()) - 1) < 1e-3
     assert result["tokens"], "the tokens the model saw are reported"
 
@@ -140,6 +147,8 @@ def test_pretrained_vectors_fill_the_embedding_and_can_be_frozen(tmp_path):
           sets=[f"model.vectors='{tmp_path / 'v.txt'}'", "model.embed_dim=8", "model.freeze_vectors=true"])
     _, _, task = load_model(out)
     vocab, table = task.context["vocab"], task.model.embed.weight.detach()
+    # the vectors went through the text format (6 significant digits: <= 5e-6 off for |v| < 10; these
+    # k / 10 even come back exactly): inside the float32 default atol of 1e-5
     for w, v in zip(words[:4], vectors):
         torch.testing.assert_close(table[vocab[w]], torch.from_numpy(v))  # unchanged by training: frozen
     assert 0 < task.context["vectors_coverage"] < 0.01
@@ -167,6 +176,7 @@ def test_vocabulary_extension_keeps_unseen_words_pretrained_and_predict_uses_the
     _, _, task = load_model(out)
     vocab, table = task.context["vocab"], task.model.embed.weight.detach()
     assert "zzunseen" in vocab.stoi and "qqrare" not in vocab.stoi       # only the 3 most frequent
+    # through the text format: 6 significant digits, <= 5e-6 off for |v| < 10, inside the default 1e-5
     torch.testing.assert_close(table[vocab["zzunseen"]], torch.from_numpy(vectors[2]))
     assert not torch.allclose(table[vocab["the"]], torch.from_numpy(vectors[0]))  # fine-tuned
     ids = predict(out, ["the zzunseen film"])[0]["tokens"]

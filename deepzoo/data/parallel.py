@@ -103,15 +103,33 @@ class SubwordTokenizer:
 
     @classmethod
     def from_file(cls, path) -> "SubwordTokenizer":
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise DeepzooError(f"{path}: cannot read the tokenizer file ({e})") from None
+        return cls.from_str(text, path)
+
+    @classmethod
+    def from_str(cls, text: str, where="the tokenizer") -> "SubwordTokenizer":
+        """The tokeniser of a JSON string written by :meth:`to_str` (``where`` names it in errors)."""
         from tokenizers import Tokenizer
         try:
-            return cls(Tokenizer.from_file(str(path)))
+            tok = Tokenizer.from_str(text)
         except Exception as e:  # tokenizers raises its own Exception type for bad JSON
-            raise DeepzooError(f"{path}: not a tokenizer file ({e})") from None
+            raise DeepzooError(f"{where}: not a tokenizer file ({e})") from None
+        missing = [s for s in SPECIALS if tok.token_to_id(s) is None]
+        if missing:
+            raise DeepzooError(f"{where}: the tokenizer lacks the special token(s) {' '.join(missing)}")
+        return cls(tok)
+
+    def to_str(self) -> str:
+        """The whole tokeniser (normaliser, pre-tokeniser, BPE vocabulary and merges, decoder) as JSON;
+        the same training text gives the same string."""
+        return self.tok.to_str()
 
     def save(self, path) -> None:
         from deepzoo.files import atomic_write_bytes
-        atomic_write_bytes(Path(path), self.tok.to_str().encode("utf-8"))
+        atomic_write_bytes(Path(path), self.to_str().encode("utf-8"))
 
     def __len__(self) -> int:
         return self.tok.get_vocab_size()

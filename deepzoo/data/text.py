@@ -178,15 +178,30 @@ def _read_json(path: str | os.PathLike, what: str) -> dict:
     return obj
 
 
-def _string_list(obj: dict, key: str, path, what: str) -> list[str]:
+REBUILD = "delete it and build it again"
+
+
+def _string_list(obj: dict, key: str, path, what: str, fix: str = REBUILD) -> list[str]:
     value = obj.get(key)
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-        raise DeepzooError(f"{path}: corrupt {what} file, field '{key}' must be a list of strings; "
-                           "delete it and build it again")
+        raise DeepzooError(f"{path}: corrupt {what} file, field '{key}' must be a list of strings; {fix}")
     if len(set(value)) != len(value):
-        raise DeepzooError(f"{path}: corrupt {what} file, field '{key}' has duplicate entries; "
-                           "delete it and build it again")
+        raise DeepzooError(f"{path}: corrupt {what} file, field '{key}' has duplicate entries; {fix}")
     return value
+
+
+def json_fields(obj, path, fields: dict[str, type | tuple], fix: str = REBUILD) -> dict:
+    """Check that the JSON object ``obj`` (read from ``path``) has each of ``fields`` with the given type
+    (``None`` allowed where the type tuple holds ``type(None)``); a DeepzooError naming the file if not."""
+    if not isinstance(obj, dict):
+        raise DeepzooError(f"{path}: expected a JSON object; {fix}")
+    for key, kind in fields.items():
+        if key not in obj:
+            raise DeepzooError(f"{path}: field '{key}' is missing; {fix}")
+        value, kinds = obj[key], kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise DeepzooError(f"{path}: field '{key}' has the wrong type ({type(value).__name__}); {fix}")
+    return obj
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,27 +276,37 @@ class Vocab:
             ids = ids.tolist()
         return [self.itos[i] for i in ids]
 
-    def save(self, path: str | os.PathLike, labels: LabelMap | None = None) -> None:
-        """Write the vocabulary (and the label names, if any) as JSON, atomically."""
+    def to_json(self, labels: LabelMap | None = None) -> dict:
+        """The JSON object :meth:`save` writes (a run folder keeps it as ``inference/vocab.json``)."""
         labels = labels if labels is not None else self.labels
         obj = {"format": self.FORMAT, "version": 1, "itos": self.itos}
         if labels is not None:
             obj["labels"] = labels.names
-        atomic_write_json(path, obj, indent=1)
+        return obj
+
+    def save(self, path: str | os.PathLike, labels: LabelMap | None = None) -> None:
+        """Write the vocabulary (and the label names, if any) as JSON, atomically."""
+        atomic_write_json(path, self.to_json(labels), indent=1)
+
+    @classmethod
+    def from_json(cls, obj, path, fix: str = REBUILD) -> Vocab:
+        """The vocabulary of a JSON object written by :meth:`to_json`, read from ``path`` (named in errors,
+        with ``fix``: what to do about a damaged file)."""
+        if not isinstance(obj, dict) or obj.get("format") != cls.FORMAT:
+            found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+            raise DeepzooError(f"{path}: not a deepzoo vocabulary file (field 'format' is "
+                               f"{found!r}, expected '{cls.FORMAT}')")
+        itos = _string_list(obj, "itos", path, "vocabulary", fix)
+        if itos[:2] != [PAD, UNK]:
+            raise DeepzooError(f"{path}: corrupt vocabulary file, field 'itos' must start with {PAD}, {UNK}; "
+                               f"{fix}")
+        labels = LabelMap(_string_list(obj, "labels", path, "vocabulary", fix)) if "labels" in obj else None
+        return cls(itos, labels)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocab:
         """Read a file written by :meth:`save`; ``vocab.labels`` is its LabelMap or None."""
-        obj = _read_json(path, "vocabulary")
-        if obj.get("format") != cls.FORMAT:
-            raise DeepzooError(f"{path}: not a deepzoo vocabulary file (field 'format' is "
-                               f"{obj.get('format')!r}, expected '{cls.FORMAT}')")
-        itos = _string_list(obj, "itos", path, "vocabulary")
-        if itos[:2] != [PAD, UNK]:
-            raise DeepzooError(f"{path}: corrupt vocabulary file, field 'itos' must start with {PAD}, {UNK}; "
-                               "delete it and build it again")
-        labels = LabelMap(_string_list(obj, "labels", path, "vocabulary")) if "labels" in obj else None
-        return cls(itos, labels)
+        return cls.from_json(_read_json(path, "vocabulary"), path)
 
     def __repr__(self) -> str:
         return f"Vocab({len(self)} tokens: {', '.join(self.itos[:6])}{', ...' if len(self) > 6 else ''})"

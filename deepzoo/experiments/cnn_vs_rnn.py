@@ -63,7 +63,7 @@ def run(out: str | Path, dataset: str = "sst2", epochs: int = 3, quick: bool = F
     """Train each network of ``dataset`` (or only the recipes in ``names``) for ``epochs`` epochs;
     write cnn_vs_rnn.{json,png} in ``out`` and return what they hold."""
     from deepzoo.train.engine import count_parameters
-    from deepzoo.train.run import load_model, train
+    from deepzoo.train.run import load_with_data, train
 
     if dataset not in RECIPES:
         raise DeepzooError(f"--dataset: unknown dataset '{dataset}' (choose from {', '.join(RECIPES)})")
@@ -80,7 +80,7 @@ def run(out: str | Path, dataset: str = "sst2", epochs: int = 3, quick: bool = F
         log(f"--- {name}")
         summary = train(name, preset="quick" if quick else None, epochs=epochs, seed=seed, out=out / name,
                         sets=[f"model.embed_dim={embed_dim}"], data_dir=data_dir, progress=progress, log=log)
-        _, _, task = load_model(out / name, data_dir)
+        _, _, task = load_with_data(out / name, data_dir, log=log)
         embedding = task.model.embed.weight.numel()
         train_sentences = task.train.num_samples * summary["epochs_run"]
         rows.append({

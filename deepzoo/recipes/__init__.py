@@ -40,7 +40,7 @@ class Recipe:
     defaults: dict                      # data/model sections, and overrides of engine defaults
     build: Callable[[dict, Any], Any]   # (config, data_dir) -> Task
     presets: dict = field(default_factory=dict)
-    predict: Callable | None = None     # (task, config, input string) -> dict to print
+    predict: Callable | None = None     # (task, config, inputs: list, **options) -> one dict per input
     predict_help: str = ""
     predict_options: tuple = ()         # keyword arguments of predict that `deepzoo predict` flags may set
     score: Callable | None = None       # (task, config) -> extra test results from the best weights (e.g. BLEU)
@@ -48,6 +48,10 @@ class Recipe:
     fit: Callable | None = None         # (built, config, run_dir, progress, log, append_metrics) -> dict
     load: Callable | None = None        # (run_dir, config) -> what predict and evaluate take
     evaluate: Callable | None = None    # (loaded, config, data_dir) -> results dict
+    # A run folder is a portable model (deepzoo/artefacts.py). Engine-trained recipes give both:
+    artefacts: Callable | None = None   # (task, config) -> {file name: JSON-able | str | bytes} inference needs
+    restore: Callable | None = None     # (config, Artefacts) -> Task with the model and context, no data
+    sample: Callable | None = None      # generative recipes: (task, config, n, seed) -> n images in [0, 1]
     # Image recipes give their model without data, for `deepzoo explain receptive-field` and benchmarks:
     make_model: Callable | None = None  # (config) -> torch.nn.Module
     input_shape: tuple = ()             # (channels, height, width) of one input image
@@ -57,6 +61,17 @@ class Recipe:
             return _merge({"seed": 0}, self.defaults)
         from deepzoo.train.engine import ENGINE_DEFAULTS
         return _merge(copy.deepcopy(ENGINE_DEFAULTS), self.defaults)
+
+
+def each(predict_one: Callable) -> Callable:
+    """A recipe's ``predict`` over a list of inputs, from a function that answers one input at a time
+    (for families where inputs do not batch: episodes played, word queries)."""
+    import functools
+
+    @functools.wraps(predict_one)
+    def predict(task, cfg: dict, items: list, **options) -> list[dict]:
+        return [predict_one(task, cfg, item, **options) for item in items]
+    return predict
 
 
 def _merge(base: dict, extra: dict) -> dict:

@@ -27,13 +27,14 @@ import torch
 import torch.nn.functional as F
 
 from deepzoo.data.registry import locate, samples_dir
-from deepzoo.data.text import read_utf8
+from deepzoo.data.text import json_fields, read_utf8
 from deepzoo.errors import DeepzooError
 from deepzoo.models.gpt import GPT
 from deepzoo.recipes import Recipe, Reference, register
 from deepzoo.train.engine import Task
 
 MIN_CHARS = 1000
+DAMAGED = "copy the run folder again, or retrain"  # what to do about a damaged inference/ file
 
 
 def read_text(path: Path) -> str:
@@ -119,12 +120,42 @@ def build(cfg: dict, data_dir) -> Task:
     data = torch.tensor(vocab.encode(text), dtype=torch.long)
     n = int(0.9 * len(data))
     eval_block = min(d["eval_block"], m["block_size"])
-    model = GPT(len(vocab), block_size=m["block_size"], n_layer=m["n_layer"], n_head=m["n_head"],
-                n_embd=m["n_embd"], dropout=m["dropout"], bias=m["bias"], impl=m["impl"])
+    model = gpt(cfg, len(vocab))
     return Task(model=model, train=RandomWindows(data[:n], d["batch_size"], m["block_size"], d["steps_per_epoch"]),
                 val=ConsecutiveWindows(data[n:], eval_block), test=None,
                 loss=lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)),
                 monitor="val_loss", headline="val_loss", context={"vocab": vocab})
+
+
+def gpt(cfg: dict, vocab_size: int) -> GPT:
+    m = cfg["model"]
+    return GPT(vocab_size, block_size=m["block_size"], n_layer=m["n_layer"], n_head=m["n_head"],
+               n_embd=m["n_embd"], dropout=m["dropout"], bias=m["bias"], impl=m["impl"])
+
+
+def artefacts(task: Task, cfg: dict) -> dict:
+    """The character table (the sorted characters of the training text; id = position)."""
+    return {"inference.json": {"chars": task.context["vocab"].itos}}
+
+
+def restore(cfg: dict, stored) -> Task:
+    path = stored.folder / "inference.json"
+    chars = json_fields(stored.json(), path, {"chars": list}, DAMAGED)["chars"]
+    if not chars or not all(isinstance(c, str) and len(c) == 1 for c in chars) or chars != sorted(set(chars)):
+        raise DeepzooError(f"{path}: field 'chars' must be distinct single characters in sorted order; {DAMAGED}")
+    return Task.for_inference(gpt(cfg, len(chars)), {"vocab": CharVocab(chars)})
+
+
+def continue_texts(task: Task, cfg: dict, prompts: list, length: int = 300, temperature: float = 0.8,
+                   top_k: int = 0, seed: int = 0) -> list[dict]:
+    """Continue each prompt (:func:`continue_text`), each from the same ``seed``: a prompt's answer does
+    not depend on the others in the list."""
+    if temperature < 0:
+        raise DeepzooError(f"--temperature must be >= 0, got {temperature}")
+    for prompt in prompts:
+        if not isinstance(prompt, str):
+            raise DeepzooError(f"give prompts as text; got {type(prompt).__name__} {prompt!r:.60}")
+    return [continue_text(task, cfg, prompt, length, temperature, top_k, seed) for prompt in prompts]
 
 
 def continue_text(task: Task, cfg: dict, prompt: str, length: int = 300, temperature: float = 0.8,
@@ -156,6 +187,7 @@ register(Recipe(
     presets={"quick": {"data": {"sample": True, "steps_per_epoch": 25},
                        "model": {"block_size": 64, "n_layer": 2, "n_embd": 64},
                        "train": {"epochs": 2}}},
-    build=build, predict=continue_text, predict_help="a prompt to continue, in quotes",
+    build=build, artefacts=artefacts, restore=restore,
+    predict=continue_texts, predict_help="a prompt to continue, in quotes",
     predict_options=("length", "temperature", "top_k", "seed"),
 ))

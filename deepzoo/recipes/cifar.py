@@ -106,25 +106,34 @@ def build_stack(cfg: dict, data_dir) -> Task:
     return cifar_task(cfg, data_dir, conv_stack(cfg))
 
 
-def load_image(path: str) -> torch.Tensor:
-    """Any picture -> the model's input: RGB, resized to 32x32 (CIFAR's size), standardised."""
+def load_image(item) -> torch.Tensor:
+    """Any picture (a path, a PIL image or an array) -> the model's input: RGB, resized to 32x32 (CIFAR's
+    size), standardised: [1, 3, 32, 32]."""
     from PIL import Image
 
     from deepzoo.data.cifar import to_tensor
-    img = read_image(path, "RGB")
+    img = read_image(item, "RGB")
     img = img.resize((32, 32), Image.BILINEAR, reducing_gap=None)
     return to_tensor(np.array(img, dtype=np.uint8)[None])
 
 
-@torch.no_grad()
-def predict_image(task: Task, cfg: dict, path: str) -> dict:
-    model = task.model
-    model.eval()
-    probs = torch.softmax(model(load_image(path)).float(), dim=-1)[0]
-    names = task.context["labels"]
-    k = int(probs.argmax())
-    return {"input": path, "class": names[k],
-            "probabilities": {names[i]: round(float(p), 4) for i, p in enumerate(probs)}}
+def predict_images(task: Task, cfg: dict, items: list) -> list[dict]:
+    """Pictures, each resized to 32x32, classified in one batch."""
+    from deepzoo.recipes.mnist import classify
+    return classify(task.model, torch.cat([load_image(item) for item in items]), task.context["labels"], items)
+
+
+def artefacts(task: Task, cfg: dict) -> dict:
+    from deepzoo.data.cifar import MEAN, STD
+    return {"inference.json": {"input": {"channels": 3, "height": 32, "width": 32, "scale": 1 / 255,
+                                         "mean": list(MEAN), "std": list(STD)},
+                               "classes": list(task.context["labels"])}}
+
+
+def restore(make_model):
+    def restore(cfg: dict, stored) -> Task:
+        return Task.for_inference(make_model(cfg), {"labels": stored.json()["classes"]})
+    return restore
 
 
 def _resnet_model(depth: int, residual: bool) -> dict:
@@ -144,8 +153,9 @@ for name, depth, residual, ref in (
         name=name, family="ResNet" if residual else "CNN (plain deep)", dataset="cifar10",
         description=f"{kind}, {depth} layers: 3x3 conv + BN + ReLU, stages of 16/32/64 channels, global pool",
         reference=ref, build=build_resnet, make_model=resnet, input_shape=(3, 32, 32),
+        artefacts=artefacts, restore=restore(resnet),
         defaults={"data": DATA, "model": _resnet_model(depth, residual), "optim": OPTIM, "train": TRAIN},
-        presets={"quick": QUICK}, predict=predict_image, predict_help="a PNG/JPG image (resized to 32x32)",
+        presets={"quick": QUICK}, predict=predict_images, predict_help="a PNG/JPG image (resized to 32x32)",
     ))
 
 register(Recipe(
@@ -157,7 +167,8 @@ register(Recipe(
                                       "channels_last": True, "impl": "torch"},
               "optim": OPTIM, "train": TRAIN},
     presets={"quick": QUICK}, build=build_stack, make_model=conv_stack, input_shape=(3, 32, 32),
-    predict=predict_image, predict_help="a PNG/JPG image (resized to 32x32)",
+    artefacts=artefacts, restore=restore(conv_stack),
+    predict=predict_images, predict_help="a PNG/JPG image (resized to 32x32)",
 ))
 
 register(Recipe(
@@ -168,5 +179,6 @@ register(Recipe(
                                       "channels_last": True, "impl": "torch"},
               "optim": OPTIM, "train": {"epochs": 20, "precision": "auto"}},
     presets={"quick": QUICK}, build=build_stack, make_model=conv_stack, input_shape=(3, 32, 32),
-    predict=predict_image, predict_help="a PNG/JPG image (resized to 32x32)",
+    artefacts=artefacts, restore=restore(conv_stack),
+    predict=predict_images, predict_help="a PNG/JPG image (resized to 32x32)",
 ))

@@ -21,7 +21,14 @@ the deterministic DDIM. (benchmarks/generative.py --ddpm-samplers compares them.
 
 ``deepzoo predict RUN out.png`` writes a grid of 64 samples to out.png, a grid of latent
 interpolations between test digits to out-interpolation.png and, for a 2-D latent, the latent map
-to out-latent-map.png.
+to out-latent-map.png. From Python, :func:`sample` (``Recipe.sample``) returns n images as a tensor.
+
+A run folder predicts with no dataset (deepzoo/artefacts.py): ``inference/inference.json`` records the
+image shape and pixel range and what the model is; a VAE run also keeps the 10 test digits its
+interpolations start and end at (``inference/interpolation-digits.safetensors``, uint8 pixels, 8 KB). The
+GANs and DDPM need nothing more: DDPM's noise schedule is recomputed from the config (non-persistent
+buffers) and its moving-average weights (``ema_net.*``) are in the checkpoint. ``eval.classifier`` (a
+cnn-mnist run) is read only to score, at training time and by ``deepzoo eval``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from deepzoo.artefacts import tensor_bytes
 from deepzoo.data.batches import TensorBatches, split
 from deepzoo.errors import DeepzooError
 from deepzoo.models import gan
@@ -103,7 +111,7 @@ def build_vae(cfg: dict, data_dir) -> Task:
     test = TensorBatches(x_test, x_test, 1000)
     return Task(model=make_vae(cfg), train=train, val=val, test=test, loss=negative_elbo,
                 metrics=[NegativeELBO, Reconstruction, KL], monitor="val_nelbo", headline="test_nelbo",
-                context={"test_images": x_test})
+                context={"test_images": x_test, "digits": x_test[:INTERPOLATION_DIGITS]})
 
 
 def check_classifier(path: str) -> None:
@@ -158,33 +166,139 @@ def score_samples(task: Task, cfg: dict) -> dict:
             "test_class_entropy": q["class_entropy"], "test_class_histogram": q["class_histogram"]}
 
 
-@torch.no_grad()
-def predict_samples(task: Task, cfg: dict, path: str, seed: int = 0) -> dict:
-    from deepzoo.report.plots import save_image_grid
+def _check_png(path) -> Path:
     out = Path(path)
     if out.suffix.lower() != ".png":
         raise DeepzooError(f"give the PNG file to write, e.g. samples.png (got {path})")
     if not out.parent.is_dir():
         raise DeepzooError(f"folder {out.parent} does not exist")
+    return out
+
+
+@torch.no_grad()
+def sample(task: Task, cfg: dict, n: int, seed: int = 0) -> torch.Tensor:
+    """n new images [n, 1, 28, 28] with pixel values in [0, 1], on the CPU; the same seed draws the same
+    images (DDPM: eval.sample_steps steps of DDIM with eval.eta)."""
+    if n < 1:
+        raise DeepzooError(f"the number of samples must be at least 1, got {n}")
+    return _sample(task.model.eval(), cfg, n, torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def predict_samples(task: Task, cfg: dict, items: list, seed: int = 0) -> list[dict]:
+    """For each PNG path: 64 samples (``seed``) written there, and beside it the interpolations (VAE, GAN),
+    the latent map (2-D VAE) or the denoising strip (DDPM). Every path is checked before any is written."""
+    outs = [_check_png(item) for item in items]
+    return [_predict_one(task, cfg, str(item), out, seed) for item, out in zip(items, outs)]
+
+
+def _predict_one(task: Task, cfg: dict, path: str, out: Path, seed: int) -> dict:
+    from deepzoo.report.plots import save_image_grid
     model = task.model.eval()
-    wrote = [save_image_grid(_sample(model, cfg, 64, torch.Generator().manual_seed(seed)), out, nrow=8)]
+    wrote = [save_image_grid(sample(task, cfg, 64, seed), out, nrow=8)]
     if isinstance(model, Diffusion):  # ancestral sampling of 8 digits, 10 snapshots each from x_T to x_0
         _, strip = model.sample_ancestral(8, torch.Generator().manual_seed(seed), keep=10)
         rows = torch.stack(strip, 1).reshape(-1, 1, 28, 28)
         wrote.append(save_image_grid(rows, out.with_name(out.stem + "-denoising.png"), nrow=len(strip)))
         return {"input": path, "wrote": [str(p) for p in wrote]}
     if isinstance(model, VAE):      # between the latent means of pairs of test digits
-        digits = task.context["test_images"]
-        rows = torch.cat([interpolate(model, digits[2 * i], digits[2 * i + 1], steps=10) for i in range(5)])
+        digits = task.context["digits"]
+        pairs = min(5, len(digits) // 2)
+        rows = torch.cat([interpolate(model, digits[2 * i], digits[2 * i + 1], steps=10) for i in range(pairs)]) \
+            if pairs else None
     else:                           # a GAN has no encoder: between pairs of random latent points
         g = torch.Generator().manual_seed(seed + 1)
         ends = model.noise(10, g)
         t = torch.linspace(0, 1, 10, device=ends.device)[:, None]
         rows = torch.cat([model.decode((1 - t) * ends[2 * i] + t * ends[2 * i + 1]) for i in range(5)])
-    wrote.append(save_image_grid(rows, out.with_name(out.stem + "-interpolation.png"), nrow=10))
+    if rows is not None:
+        wrote.append(save_image_grid(rows, out.with_name(out.stem + "-interpolation.png"), nrow=10))
     if isinstance(model, VAE) and model.latent == 2:
         wrote.append(save_image_grid(latent_map(model, 20), out.with_name(out.stem + "-latent-map.png"), nrow=20))
     return {"input": path, "wrote": [str(p) for p in wrote]}
+
+
+# --------------------------------------------------------------------------------------------------
+# the run folder as a portable model (deepzoo/artefacts.py)
+
+IMAGE = {"channels": 1, "height": 28, "width": 28, "range": [0.0, 1.0]}
+INTERPOLATION_DIGITS = 10   # the first 10 test digits: the 5 pairs predict interpolates between
+DIGITS_FILE = "interpolation-digits.safetensors"
+
+
+def _facts(cfg: dict) -> dict:
+    """What inference.json says of the model, besides the image: checked against config.json at restore."""
+    m = cfg["model"]
+    if cfg["recipe"] == "vae-mnist":
+        return {"model": "vae", "kind": m["kind"], "latent": m["latent"],
+                "pixels": "Bernoulli probabilities sigmoid(decoder logits)"}
+    if cfg["recipe"] == "ddpm-mnist":
+        return {"model": "diffusion", "steps": m["steps"], "schedule": m["schedule"], "ema": m["ema"],
+                "sampler": {"sample_steps": cfg["eval"]["sample_steps"], "eta": cfg["eval"]["eta"]},
+                "pixels": "trained on [-1, 1]; samples clipped to [-1, 1] and mapped by (x + 1) / 2",
+                "note": "the noise schedule is recomputed from model.steps and model.schedule; the samplers "
+                        "use the moving-average weights ema_net.* of the checkpoint" if m["ema"] > 0 else
+                        "the noise schedule is recomputed from model.steps and model.schedule"}
+    return {"model": "gan", "kind": m["kind"], "latent": m["latent"],
+            "pixels": "generator output tanh in [-1, 1], mapped by (x + 1) / 2"}
+
+
+def artefacts(task: Task, cfg: dict) -> dict:
+    """inference.json (image shape, pixel range, the model's facts); for the VAE also the test digits that
+    predict's interpolations start and end at (uint8 pixels when they are exactly k / 255, as MNIST's are)."""
+    files = {"inference.json": {"image": IMAGE, **_facts(cfg)}}
+    if cfg["recipe"] == "vae-mnist":
+        digits = task.context["digits"].detach().cpu().float()
+        u8 = (digits * 255).round().clamp(0, 255).to(torch.uint8)
+        keep = u8 if torch.equal(u8.float() / 255.0, digits) else digits
+        files["inference.json"]["interpolation"] = {"file": DIGITS_FILE, "digits": len(digits),
+                                                    "dtype": str(keep.dtype).removeprefix("torch."),
+                                                    "from": f"the first {len(digits)} test images"}
+        files[DIGITS_FILE] = tensor_bytes({"digits": keep})
+    return files
+
+
+def _read_facts(cfg: dict, stored) -> dict:
+    info = stored.json()
+    where = stored.folder / "inference.json"
+    if info.get("image") != IMAGE:
+        raise DeepzooError(f"{where}: image {info.get('image')}, but this deepzoo's {cfg['recipe']} makes {IMAGE}")
+    want = _facts(cfg)
+    differ = sorted(k for k in ("model", "kind", "latent", "steps", "schedule") if info.get(k) != want.get(k))
+    if differ:
+        raise DeepzooError(f"{where} does not match config.json (it differs in {', '.join(differ)}): the "
+                           f"run folder was put together from two runs; copy it again")
+    return info
+
+
+def restore_vae(cfg: dict, stored) -> Task:
+    _read_facts(cfg, stored)
+    t = stored.tensors(DIGITS_FILE).get("digits")
+    if t is None or t.ndim != 4 or tuple(t.shape[1:]) != (1, 28, 28):
+        raise DeepzooError(f"{stored.folder / DIGITS_FILE} does not hold the digits [N, 1, 28, 28]")
+    digits = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+    return Task.for_inference(make_vae(cfg), {"digits": digits})
+
+
+def make_gan(cfg: dict) -> gan.GAN:
+    m = cfg["model"]
+    return gan.GAN(kind=m["kind"], latent=m["latent"], width=m["width"])
+
+
+def restore_gan(cfg: dict, stored) -> Task:
+    _read_facts(cfg, stored)
+    return Task.for_inference(make_gan(cfg))
+
+
+def make_diffusion(cfg: dict) -> Diffusion:
+    m = cfg["model"]
+    return Diffusion(steps=m["steps"], schedule=m["schedule"], width=m["width"], ema=m["ema"],
+                     patch=m["patch"], attention=m["attention"])
+
+
+def restore_ddpm(cfg: dict, stored) -> Task:
+    _read_facts(cfg, stored)
+    return Task.for_inference(make_diffusion(cfg))
 
 
 register(Recipe(
@@ -199,6 +313,7 @@ register(Recipe(
               "train": {"epochs": 30}, "eval": {"classifier": "", "samples": 10000}},
     presets={"quick": {"data": {"sample": True, "val_size": 500}, "train": {"epochs": 8}}},
     build=build_vae, score=score_samples, predict=predict_samples, predict_options=("seed",),
+    artefacts=artefacts, restore=restore_vae, sample=sample,
     predict_help="the PNG file to write samples to (plus -interpolation.png, -latent-map.png)",
 ))
 
@@ -212,7 +327,7 @@ def _no_test_loss(out, y):
 
 def build_gan(cfg: dict, data_dir) -> Task:
     from deepzoo.data.mnist import load_mnist
-    d, m, o = cfg["data"], cfg["model"], cfg["optim"]
+    d, o = cfg["data"], cfg["optim"]
     if not 0 <= o["beta1"] < 1:
         raise DeepzooError(f"optim.beta1 must be in [0, 1), got {o['beta1']}")
     if o["name"] != "adam":
@@ -221,7 +336,7 @@ def build_gan(cfg: dict, data_dir) -> Task:
     data = load_mnist(data_dir, sample=d["sample"])
     x_train, x_test = _pixels(data["train"][0]), _pixels(data["test"][0])
     check_common(cfg, len(x_train), drop_last=True)
-    model = gan.GAN(kind=m["kind"], latent=m["latent"], width=m["width"])
+    model = make_gan(cfg)
     # Adam, one parameter group per player (lr 2e-4, beta1 0.5: DCGAN's settings)
     optimizer = torch.optim.Adam([{"params": model.generator.parameters()},
                                   {"params": model.discriminator.parameters()}],
@@ -260,7 +375,7 @@ for name, kind, desc, epochs in (
         presets={"quick": {"data": {"sample": True, "batch_size": 64}, "train": {"epochs": 2},
                            "model": {"width": 64 if kind == "mlp" else 32}}},
         build=build_gan, score=score_samples, predict=predict_samples,
-        predict_options=("seed",),
+        predict_options=("seed",), artefacts=artefacts, restore=restore_gan, sample=sample,
         predict_help="the PNG file to write samples to (plus -interpolation.png)",
     ))
 
@@ -275,8 +390,7 @@ def build_ddpm(cfg: dict, data_dir) -> Task:
     data = load_mnist(data_dir, sample=d["sample"])
     x_train, x_test = _pixels(data["train"][0]), _pixels(data["test"][0])
     check_common(cfg, len(x_train), drop_last=True)
-    model = Diffusion(steps=m["steps"], schedule=m["schedule"], width=m["width"], ema=m["ema"],
-                      patch=m["patch"], attention=m["attention"])
+    model = make_diffusion(cfg)
     if not 1 <= e["sample_steps"] <= m["steps"]:
         raise DeepzooError(f"eval.sample_steps must be 1 to model.steps ({m['steps']}), got {e['sample_steps']}")
     if not 0 <= e["eta"] <= 1:
@@ -305,6 +419,7 @@ register(Recipe(
     name="ddpm-mnist", family="Diffusion", dataset="mnist",
     description="DDPM: one time-conditioned U-Net predicts the added noise; ancestral sampling and DDIM",
     reference=_FD_REF, build=build_ddpm, score=score_samples, predict=predict_samples, predict_options=("seed",),
+    artefacts=artefacts, restore=restore_ddpm, sample=sample,
     predict_help="the PNG file to write samples to (plus -denoising.png: x_T to x_0 for 8 digits)",
     defaults={"data": {"sample": False, "batch_size": 64},
               "model": {"steps": 1000, "schedule": "linear", "width": 32, "patch": 2, "attention": True,

@@ -74,14 +74,38 @@ def build(cfg: dict, data_dir) -> Task:
     corpus = read_corpus(cfg, data_dir)
     vocab = Vocab.build(corpus["train"], min_freq=d["min_freq"], specials=(EOS,))
     streams = {k: encode_stream(v, vocab) for k, v in corpus.items()}
-    model = RNNLanguageModel(len(vocab), embed_dim=m["embed_dim"], hidden=m["hidden"], layers=m["layers"],
-                             dropout=m["dropout"], tie=m["tie"], cell=m["cell"], impl=m["impl"])
+    model = language_model(cfg, len(vocab))
     ce = loss_functions(m["impl"]).cross_entropy
     bs, bptt = d["batch_size"], d["bptt"]
     return Task(model=model, train=LMBatches(streams["train"], bs, bptt),
                 val=LMBatches(streams["valid"], bs, bptt), test=LMBatches(streams["test"], bs, bptt),
                 loss=lambda out, y: ce(out.reshape(-1, out.shape[-1]), y.reshape(-1)),
                 metrics=[Perplexity], monitor="val_ppl", headline="test_ppl", context={"vocab": vocab})
+
+
+def language_model(cfg: dict, vocab_size: int) -> RNNLanguageModel:
+    m = cfg["model"]
+    return RNNLanguageModel(vocab_size, embed_dim=m["embed_dim"], hidden=m["hidden"], layers=m["layers"],
+                            dropout=m["dropout"], tie=m["tie"], cell=m["cell"], impl=m["impl"])
+
+
+def artefacts(task: Task, cfg: dict) -> dict:
+    """The vocabulary (the words of the training text): all a prompt needs besides the weights."""
+    return {"vocab.json": task.context["vocab"].to_json()}
+
+
+def restore(cfg: dict, stored) -> Task:
+    vocab = Vocab.from_json(stored.json("vocab.json"), stored.folder / "vocab.json",
+                            "copy the run folder again, or retrain")
+    return Task.for_inference(language_model(cfg, len(vocab)), {"vocab": vocab})
+
+
+def continue_prompts(task: Task, cfg: dict, prompts: list, words: int = 20) -> list[dict]:
+    """Continue each prompt (one after the other: :func:`continue_prompt`)."""
+    for prompt in prompts:
+        if not isinstance(prompt, str):
+            raise DeepzooError(f"give prompts as text; got {type(prompt).__name__} {prompt!r:.60}")
+    return [continue_prompt(task, cfg, prompt, words) for prompt in prompts]
 
 
 @torch.no_grad()
@@ -121,5 +145,6 @@ register(Recipe(
                         "decay_start": 4},
               "train": {"epochs": 10, "clip_grad_norm": 0.25}},
     presets={"quick": {"data": {"sample": True}, "model": {"embed_dim": 64, "hidden": 64}, "train": {"epochs": 2}}},
-    build=build, predict=continue_prompt, predict_help="a prompt to continue, in quotes",
+    build=build, artefacts=artefacts, restore=restore,
+    predict=continue_prompts, predict_help="a prompt to continue, in quotes",
 ))

@@ -13,7 +13,7 @@ import torch
 
 from deepzoo.data.batches import TensorBatches, random_shift, split
 from deepzoo.errors import DeepzooError
-from deepzoo.files import read_image
+from deepzoo.files import image_name, read_image
 from deepzoo.models.cnn import LeNet
 from deepzoo.models.mlp import MLP
 from deepzoo.nn import loss_functions
@@ -51,9 +51,7 @@ def mnist_task(cfg: dict, data_dir, model: torch.nn.Module) -> Task:
 
 
 def build_mlp(cfg: dict, data_dir) -> Task:
-    m = cfg["model"]
-    model = MLP(28 * 28, m["hidden"], 10, activation=m["activation"], dropout=m["dropout"], impl=m["impl"])
-    return mnist_task(cfg, data_dir, model)
+    return mnist_task(cfg, data_dir, mlp(cfg))
 
 
 def lenet(cfg: dict) -> LeNet:
@@ -66,22 +64,23 @@ def build_cnn(cfg: dict, data_dir) -> Task:
     return mnist_task(cfg, data_dir, lenet(cfg))
 
 
-def load_digit(path: str) -> torch.Tensor:
-    """Read a picture of one digit and prepare it the way MNIST was prepared.
+def load_digit(item) -> torch.Tensor:
+    """Read a picture of one digit and prepare it the way MNIST was prepared: [1, 1, 28, 28], standardised.
 
-    MNIST digits are white on black, fitted into a 20x20 box and centred in 28x28. A photo or drawing
-    is usually dark on light, so it is inverted when its border is bright; then the ink's bounding box
-    is scaled to fit 20x20 and pasted in the centre.
+    ``item`` is a file path, a PIL image or an array (deepzoo.files.read_image). MNIST digits are white on
+    black, fitted into a 20x20 box and centred in 28x28. A photo or drawing is usually dark on light, so it
+    is inverted when its border is bright; then the ink's bounding box is scaled to fit 20x20 and pasted in
+    the centre.
     """
     from PIL import Image
-    img = read_image(path, "L")
+    img = read_image(item, "L")
     a = np.asarray(img, dtype=np.float32)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     if border.mean() > 127:
         a = 255.0 - a
     ys, xs = np.nonzero(a > 0.2 * a.max()) if a.max() > 0 else ([], [])
     if len(ys) == 0:
-        raise DeepzooError(f"image {path} is blank: no digit found")
+        raise DeepzooError(f"image {image_name(item)} is blank: no digit found")
     a = a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     h, w = a.shape
     scale = 20.0 / max(h, w)
@@ -93,13 +92,38 @@ def load_digit(path: str) -> torch.Tensor:
     return to_tensor(canvas[None])
 
 
-@torch.no_grad()
-def predict_digit(task: Task, cfg: dict, path: str) -> dict:
-    model = task.model
+def classify(model: torch.nn.Module, x: torch.Tensor, names: list[str], inputs: list) -> list[dict]:
+    """One forward pass over a batch of prepared images; class and probabilities of each."""
     model.eval()
-    probs = torch.softmax(model(load_digit(path)), dim=-1)[0]
-    return {"input": path, "class": int(probs.argmax()),
-            "probabilities": {str(k): round(float(p), 4) for k, p in enumerate(probs)}}
+    with torch.no_grad():
+        probs = torch.softmax(model(x).float(), dim=-1)
+    return [{"input": image_name(item), "class": names[int(p.argmax())],
+             "probabilities": {names[k]: round(float(q), 4) for k, q in enumerate(p)}}
+            for item, p in zip(inputs, probs)]
+
+
+def predict_digits(task: Task, cfg: dict, items: list) -> list[dict]:
+    """Digits (paths, PIL images or arrays), prepared as MNIST was, classified in one batch."""
+    x = torch.cat([load_digit(item) for item in items])
+    return classify(task.model, x, task.context["classes"], items)
+
+
+def artefacts(task: Task, cfg: dict) -> dict:
+    """What turns a picture into the model's input and its output into an answer."""
+    return {"inference.json": {"input": {"channels": 1, "height": 28, "width": 28, "scale": 1 / 255,
+                                         "mean": [MEAN], "std": [STD]},
+                               "classes": [str(k) for k in range(10)]}}
+
+
+def restore(make_model):
+    def restore(cfg: dict, stored) -> Task:
+        return Task.for_inference(make_model(cfg), {"classes": stored.json()["classes"]})
+    return restore
+
+
+def mlp(cfg: dict) -> MLP:
+    m = cfg["model"]
+    return MLP(28 * 28, m["hidden"], 10, activation=m["activation"], dropout=m["dropout"], impl=m["impl"])
 
 
 QUICK = {"data": QUICK_DATA, "train": {"epochs": 3}}
@@ -114,7 +138,8 @@ register(Recipe(
               "optim": {"name": "adam", "lr": 1e-3, "schedule": "cosine", "warmup_epochs": 0.5},
               "train": {"epochs": 20}},
     presets={"quick": QUICK},
-    build=build_mlp, predict=predict_digit, predict_help="a PNG/JPG image of one digit",
+    build=build_mlp, artefacts=artefacts, restore=restore(mlp),
+    predict=predict_digits, predict_help="a PNG/JPG image of one digit",
 ))
 
 register(Recipe(
@@ -128,5 +153,6 @@ register(Recipe(
               "optim": {"name": "adam", "lr": 2e-3, "schedule": "cosine", "warmup_epochs": 0.5},
               "train": {"epochs": 12}},
     presets={"quick": QUICK},
-    build=build_cnn, make_model=lenet, input_shape=(1, 28, 28), predict=predict_digit, predict_help="a PNG/JPG image of one digit",
+    build=build_cnn, make_model=lenet, input_shape=(1, 28, 28), artefacts=artefacts, restore=restore(lenet),
+    predict=predict_digits, predict_help="a PNG/JPG image of one digit",
 ))

@@ -19,7 +19,7 @@ import torch
 
 from deepzoo.errors import DeepzooError
 from deepzoo.files import atomic_write_bytes
-from deepzoo.recipes import Recipe, Reference, register
+from deepzoo.recipes import Recipe, Reference, each, register
 
 
 def env_kwargs(cfg: dict) -> dict:
@@ -193,7 +193,7 @@ for name, env_id, kwargs, episodes, reference, quick in (
         defaults={"env": {"id": env_id, "kwargs": kwargs}, "agent": dict(_Q_AGENT),
                   "train": {"episodes": episodes}, "eval": {"episodes": 1000}},
         presets={"quick": {"train": {"episodes": quick}, "eval": {"episodes": 200}}},
-        build=build_q, fit=fit_q, load=load_q, evaluate=evaluate_q, predict=predict_rl, predict_options=("seed",),
+        build=build_q, fit=fit_q, load=load_q, evaluate=evaluate_q, predict=each(predict_rl), predict_options=("seed",),
         predict_help="a number of greedy episodes to play, or 'policy'"))
 
 
@@ -290,5 +290,5 @@ register(Recipe(
               "eval": {"every": 2_500, "episodes": 100, "target_return": 475.0, "final_episodes": 100}},
     presets={"quick": {"train": {"steps": 3_000}, "agent": {"learning_starts": 500, "gradient_steps": 32},
                        "eval": {"every": 1_500, "episodes": 10, "final_episodes": 10}}},
-    build=build_dqn, fit=fit_dqn, load=load_dqn, evaluate=evaluate_dqn, predict=predict_rl,
+    build=build_dqn, fit=fit_dqn, load=load_dqn, evaluate=evaluate_dqn, predict=each(predict_rl),
     predict_options=("seed",), predict_help="a number of greedy episodes to play"))

@@ -43,7 +43,10 @@ def read_numeric_csv(path: Path, target: str, require_target: bool = True):
     with f:
         sample = f.read(4096)
         f.seek(0)
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t") if sample else csv.excel
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t") if sample else csv.excel
+        except csv.Error:          # one column, or rows of differing shapes: plain commas, checked below
+            dialect = csv.excel
         rows = csv.reader(f, dialect)
         header = next(rows, None)
         if not header:
@@ -86,11 +89,14 @@ def _is_float(s: str) -> bool:
         return False
 
 
-def tabular_splits(cfg: dict, default_file: str, default_target: str):
-    """Read and split 60/20/20; return (train, val, test) as (x, y) pairs."""
+def tabular_splits(cfg: dict, default_file: str, default_target: str, names: list | None = None):
+    """Read and split 60/20/20; return (train, val, test) as (x, y) pairs (and put the feature names in
+    ``names`` when given)."""
     d = cfg["data"]
     path = Path(d["path"]) if d["path"] else samples_dir() / "tabular" / default_file
-    _, x, y = read_numeric_csv(path, d["target"] or default_target)
+    features, x, y = read_numeric_csv(path, d["target"] or default_target)
+    if names is not None:
+        names.extend(features)
     val_idx, test_idx, train_idx = split(len(x), (0.2, 0.2), seed=d["split_seed"])
     return [(x[i], y[i]) for i in (train_idx, val_idx, test_idx)]
 
@@ -111,39 +117,54 @@ class Tabular(torch.nn.Module):
         self.register_buffer("mu_y", torch.tensor(mu_y))
         self.register_buffer("sd_y", torch.tensor(sd_y))
 
+    @classmethod
+    def empty(cls, net: torch.nn.Module, features: int) -> "Tabular":
+        """The same module before its statistics are loaded (with the weights) from a run folder."""
+        return cls(net, torch.zeros(2, features))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mu_y + self.sd_y * self.net((x - self.mu_x) / self.sd_x).squeeze(-1)
 
 
 def build_logreg(cfg: dict, data_dir) -> Task:
-    tr, va, te = tabular_splits(cfg, "breast_cancer.csv", "malignant")
+    names: list[str] = []
+    tr, va, te = tabular_splits(cfg, "breast_cancer.csv", "malignant", names)
     for name, (_, y) in zip(("train", "validation", "test"), (tr, va, te)):
         if not torch.all((y == 0) | (y == 1)):
             raise DeepzooError(f"logreg-binary: the target column must hold 0 and 1 only ({name} rows do not)")
     impl, bs = cfg["model"]["impl"], cfg["data"]["batch_size"]
-    model = Tabular(MLP(tr[0].shape[1], [], 1, impl=impl), tr[0])  # no hidden layer: logistic regression
+    model = Tabular(logreg_net(cfg, tr[0].shape[1]), tr[0])
     bce = loss_functions(impl).binary_cross_entropy_with_logits
     return Task(model=model,
                 train=TensorBatches(*tr, bs, shuffle=True), val=TensorBatches(*va, 1024),
                 test=TensorBatches(*te, 1024),
                 loss=bce, metrics=[Accuracy],
-                monitor="val_loss", headline="test_acc")
+                monitor="val_loss", headline="test_acc", context={"features": names})
+
+
+def logreg_net(cfg: dict, features: int) -> MLP:
+    return MLP(features, [], 1, impl=cfg["model"]["impl"])  # no hidden layer: logistic regression
+
+
+def regression_net(cfg: dict, features: int) -> MLP:
+    m = cfg["model"]
+    return MLP(features, m["hidden"], 1, activation=m["activation"], dropout=m["dropout"], impl=m["impl"])
 
 
 def build_regression(cfg: dict, data_dir) -> Task:
-    tr, va, te = tabular_splits(cfg, "diabetes.csv", "progression")
+    names: list[str] = []
+    tr, va, te = tabular_splits(cfg, "diabetes.csv", "progression", names)
     m, bs = cfg["model"], cfg["data"]["batch_size"]
     # Predict the target in its own units, but measure the loss on the standardised scale
     # ((z - mu) / sd): the same minimiser, and a loss near 1 means "no better than the mean".
     mu, sd = float(tr[1].mean()), float(tr[1].std())
-    net = MLP(tr[0].shape[1], m["hidden"], 1, activation=m["activation"], dropout=m["dropout"], impl=m["impl"])
-    model = Tabular(net, tr[0], mu, sd)
+    model = Tabular(regression_net(cfg, tr[0].shape[1]), tr[0], mu, sd)
     mse = loss_functions(m["impl"]).mse_loss
     return Task(model=model,
                 train=TensorBatches(*tr, bs, shuffle=True), val=TensorBatches(*va, 1024),
                 test=TensorBatches(*te, 1024),
                 loss=lambda z, y: mse((z - mu) / sd, (y - mu) / sd),
-                metrics=[RMSE, R2], monitor="val_loss", headline="test_r2")
+                metrics=[RMSE, R2], monitor="val_loss", headline="test_r2", context={"features": names})
 
 
 def ols_test_r2(cfg: dict) -> float:
@@ -155,22 +176,67 @@ def ols_test_r2(cfg: dict) -> float:
     return float(1 - ((pred - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
 
+def artefacts(task: Task, cfg: dict) -> dict:
+    """The feature columns, in the model's order (the scaling statistics are buffers of the weights)."""
+    target = cfg["data"]["target"] or DEFAULT_TARGET[cfg["recipe"]]
+    return {"inference.json": {"features": task.context["features"], "target": target}}
+
+
+def restore(make_net):
+    def restore(cfg: dict, stored) -> Task:
+        info = stored.json()
+        return Task.for_inference(Tabular.empty(make_net(cfg, len(info["features"])), len(info["features"])),
+                                  {"features": info["features"], "target": info["target"]})
+    return restore
+
+
+def _rows(item, features: list[str], target: str) -> tuple[str, torch.Tensor]:
+    """(name, x [N, D]) of one input: a CSV path (columns matched by name, any order, others ignored), a
+    dict {column: value} (one row), or a sequence of D numbers (one row, in the model's order)."""
+    if isinstance(item, dict):
+        missing = [f for f in features if f not in item]
+        if missing:
+            raise DeepzooError(f"the row lacks the feature(s) {', '.join(missing)} (the model takes: "
+                               f"{', '.join(features)})")
+        try:
+            return "<row>", torch.tensor([[float(item[f]) for f in features]])
+        except (TypeError, ValueError):
+            bad = next(f for f in features if not _is_float(str(item[f])))
+            raise DeepzooError(f"the row's {bad!r} is {item[bad]!r}, not a number") from None
+    if isinstance(item, (str, Path)):
+        path = Path(item)
+        names, x, _ = read_numeric_csv(path, target, require_target=False)
+        missing = [f for f in features if f not in names]
+        if missing:
+            raise DeepzooError(f"{path}, line 1: no column {', '.join(repr(f) for f in missing)} (the model "
+                               f"takes the training file's columns: {', '.join(features)})")
+        return str(path), x[:, [names.index(f) for f in features]]
+    x = torch.as_tensor(item, dtype=torch.float32)
+    if x.ndim != 1 or len(x) != len(features):
+        raise DeepzooError(f"a row must hold {len(features)} numbers ({', '.join(features)}); got shape "
+                           f"{tuple(x.shape)}")
+    return "<row>", x[None]
+
+
 @torch.no_grad()
-def predict_rows(task: Task, cfg: dict, path: str) -> dict:
-    """Predict for every row of a CSV holding the training file's feature columns, in the same order
-    (a target column under the training name, if present, is ignored)."""
-    model, target = task.model, cfg["data"]["target"] or DEFAULT_TARGET[cfg["recipe"]]
-    _, x, _ = read_numeric_csv(Path(path), target, require_target=False)
-    if x.shape[1] != model.mu_x.numel():
-        raise DeepzooError(f"{path}: {x.shape[1]} feature columns, but the model was trained on "
-                           f"{model.mu_x.numel()}")
-    model.eval()
-    z = model(x)
-    if cfg["recipe"] == "logreg-binary":
-        rows = [{"row": i + 2, "class": int(p > 0.5), "p": round(float(p), 4)} for i, p in enumerate(torch.sigmoid(z))]
-    else:
-        rows = [{"row": i + 2, "prediction": round(float(v), 4)} for i, v in enumerate(z)]
-    return {"input": path, "predictions": rows}
+def predict_rows(task: Task, cfg: dict, items: list) -> list[dict]:
+    """Predict for each input: a CSV holding the training file's feature columns (a result with one
+    prediction per row), a dict {column: value}, or a list of numbers in the model's column order."""
+    model, features, target = task.model.eval(), task.context["features"], task.context["target"]
+    read = [_rows(item, features, target) for item in items]
+    z = model(torch.cat([x for _, x in read]))
+    out, start = [], 0
+    for (name, x), item in zip(read, items):
+        part, start = z[start:start + len(x)], start + len(x)
+        if cfg["recipe"] == "logreg-binary":
+            rows = [{"class": int(p > 0.5), "p": round(float(p), 4)} for p in torch.sigmoid(part)]
+        else:
+            rows = [{"prediction": round(float(v), 4)} for v in part]
+        if isinstance(item, (str, Path)):
+            out.append({"input": name, "predictions": [{"row": i + 2, **r} for i, r in enumerate(rows)]})
+        else:
+            out.append({"input": name, **rows[0]})
+    return out
 
 
 DEFAULT_TARGET = {"logreg-binary": "malignant", "mlp-regression": "progression"}
@@ -187,6 +253,7 @@ register(Recipe(
                         "schedule": "cosine"},
               "train": {"epochs": 100}},
     presets={"quick": QUICK}, build=build_logreg, predict=predict_rows,
+    artefacts=artefacts, restore=restore(logreg_net),
     predict_help="a CSV of feature rows (same columns as the training file)",
 ))
 
@@ -199,5 +266,6 @@ register(Recipe(
               "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine"},
               "train": {"epochs": 200, "early_stopping": 40}},
     presets={"quick": QUICK}, build=build_regression, predict=predict_rows,
+    artefacts=artefacts, restore=restore(regression_net),
     predict_help="a CSV of feature rows (same columns as the training file)",
 ))

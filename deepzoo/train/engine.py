@@ -47,12 +47,17 @@ ENGINE_DEFAULTS = {
               "keep_checkpoints": 1, "precision": "fp32", "log_steps": False},
 }
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16", "fp64", "auto")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto``: bf16 where the hardware runs it natively (a CPU with AVX-512 BF16 or AMX, a CUDA GPU
-    with bf16), else fp32. On a CPU without them bf16 is emulated and slower than fp32."""
+    with bf16), else fp32. On a CPU without them bf16 is emulated and slower than fp32.
+
+    ``fp64``: the weights, inputs, activations, gradients and optimizer state all in double precision.
+    Several times slower; it is for checking that two code paths (one process or several, one kernel or
+    another) compute the same maths: their rounding differences shrink from ~1e-7 to ~1e-16, far below
+    any real fault, whatever the CPU's kernels."""
     if precision not in PRECISIONS:
         raise DeepzooError(f"train.precision: unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
     if precision != "auto":
@@ -90,11 +95,19 @@ class Task:
     optimizer: torch.optim.Optimizer | None = None  # the recipe's own (e.g. one param group per player)
     epoch_end: Callable | None = None    # (trainer) -> extra floats for the epoch's row (e.g. a mode-collapse signal)
 
+    @classmethod
+    def for_inference(cls, model: torch.nn.Module, context: dict | None = None) -> "Task":
+        """A model and what prediction needs, with no data: what a run folder restores (deepzoo/artefacts.py)."""
+        return cls(model=model, train=None, val=None, test=None, loss=None, context=context or {})
 
-def to_device(x, device: torch.device):
-    """A batch's input is a tensor or a tuple of tensors (for text: token ids and lengths)."""
+
+def to_device(x, device: torch.device, dtype: torch.dtype | None = None):
+    """A batch's input is a tensor or a tuple of tensors (for text: token ids and lengths); floating-point
+    tensors are cast to ``dtype`` when one is given (train.precision=fp64), integer ones are left alone."""
     if isinstance(x, tuple):
-        return tuple(t.to(device, non_blocking=True) for t in x)
+        return tuple(to_device(t, device, dtype) for t in x)
+    if dtype is not None and x.is_floating_point():
+        return x.to(device, dtype, non_blocking=True)
     return x.to(device, non_blocking=True)
 
 
@@ -124,7 +137,7 @@ def autocast(device: torch.device, precision: str):
     On CPUs with AVX-512 BF16 or AMX, bf16 convolutions (oneDNN) are markedly faster; see benchmarks/cifar.py."""
     import contextlib
     precision = resolve_precision(precision, device)
-    if precision == "fp32":
+    if precision in ("fp32", "fp64"):
         return contextlib.nullcontext()
     if precision == "fp16" and device.type != "cuda":
         raise DeepzooError("train.precision: fp16 needs a CUDA GPU; on a CPU use bf16")
@@ -132,10 +145,13 @@ def autocast(device: torch.device, precision: str):
 
 
 def _float(out):
-    """A model's output (a tensor or a tuple of them) in fp32: under autocast it may be bf16 / fp16."""
+    """A model's output (a tensor or a tuple of them) in fp32: under autocast it may be bf16 / fp16.
+    A double-precision output (train.precision=fp64) stays double."""
     if isinstance(out, tuple):
         return tuple(_float(o) for o in out)
-    return out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
+    if isinstance(out, torch.Tensor) and out.is_floating_point() and out.dtype != torch.float64:
+        return out.float()
+    return out
 
 
 def build_optimizer(model: torch.nn.Module, o: dict) -> torch.optim.Optimizer:
@@ -163,7 +179,13 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress, self.log = progress and self.main, (log if self.main else lambda *_: None)
         self.device = select_device(distributed.device_for(self.dist, cfg["train"]["device"]))
-        self.model = task.model.to(self.device)
+        self.precision = resolve_precision(cfg["train"]["precision"], self.device)
+        autocast(self.device, self.precision)  # an impossible precision fails here, before any training
+        self.dtype = torch.float64 if self.precision == "fp64" else None   # inputs cast to it; else as built
+        if self.dtype is not None and task.train_step is not None:
+            raise DeepzooError(f"train.precision=fp64: {cfg.get('recipe', 'this recipe')} trains with its own step, "
+                               f"which draws its noise in fp32; use fp32")
+        self.model = task.model.to(self.device, self.dtype)
         self.train_model = self.model                # what the training step calls: DDP(model) under torchrun
         if self.dist.enabled:
             if task.train_step is not None:
@@ -175,8 +197,6 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
-        self.precision = resolve_precision(cfg["train"]["precision"], self.device)
-        autocast(self.device, self.precision)  # an impossible precision fails here, before any training
         # fp16 gradients can underflow: scale the loss up before backward, and the gradients back down
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.optimizer = task.optimizer if task.optimizer is not None else build_optimizer(self.model, cfg["optim"])
@@ -218,7 +238,7 @@ class Trainer:
         for x, y in bar:
             if sharded:                                    # this process's rows of the global batch
                 x, y = distributed.local_rows(x, self.dist), distributed.local_rows(y, self.dist)
-            x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
+            x, y = to_device(x, self.device, self.dtype), to_device(y, self.device, self.dtype)
             lr = self._set_lr()
             if self.task.train_step is not None:           # a recipe's own step (a GAN's two players)
                 logs = self.task.train_step(self, x, y)
@@ -249,7 +269,7 @@ class Trainer:
         with autocast(self.device, self.precision):
             out = forward(self.train_model, x)
         out = _float(out)
-        loss = self.task.loss(out, y)                      # the loss always in fp32
+        loss = self.task.loss(out, y)                      # the loss in fp32 (fp64 under train.precision=fp64)
         if not torch.isfinite(loss):
             self._diverged(float(loss.detach()), lr)       # before the step: the weights stay finite
         self.optimizer.zero_grad(set_to_none=True)
@@ -278,7 +298,7 @@ class Trainer:
         metrics = [m() for m in self.task.metrics]
         total_loss, seen = 0.0, 0
         for x, y in batches.epoch():
-            x, y = to_device(x, self.device), y.to(self.device)
+            x, y = to_device(x, self.device, self.dtype), to_device(y, self.device, self.dtype)
             with autocast(self.device, self.precision):
                 out = forward(self.model, x)
             out = _float(out)

@@ -8,6 +8,7 @@ These functions are what the command line calls; they are equally usable from Py
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
@@ -17,6 +18,7 @@ from typing import Callable
 import torch
 
 from deepzoo import __version__
+from deepzoo import artefacts as arts
 from deepzoo import config as cfglib
 from deepzoo import recipes
 from deepzoo.errors import DeepzooError
@@ -141,6 +143,8 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), ta
         return _summary(recipe, out["results"], run_dir, cfg, epochs_run=out["epochs_run"],
                         best_epoch=out["epochs_run"], stopped_early=False, train_seconds=out["train_seconds"],
                         parameters=out["parameters"], device="cpu")
+    if resume and ctx.main and recipe.artefacts is not None and not (run_dir / arts.FOLDER / arts.MANIFEST).exists():
+        write_artefacts(recipe, task, cfg, run_dir)       # a run begun by an older deepzoo
     trainer = Trainer(task, cfg, run_dir, progress=progress, log=log)
     trainer.callbacks.extend(callbacks)
     if resume:
@@ -161,12 +165,20 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), ta
 
 
 
+def write_artefacts(recipe: recipes.Recipe, task, cfg: dict, run_dir: Path) -> None:
+    """``RUN/inference/``: what the run's model needs to predict with no dataset (deepzoo/artefacts.py)."""
+    if recipe.artefacts is not None:
+        arts.write(run_dir, recipe.artefacts(task, cfg), recipe.name,
+                   weights="last" if task.val is None else "best")
+
+
 def train(recipe_name: str, preset: str | None = None, config_file=None, sets=(), epochs=None, seed=None,
           out=None, data_dir=None, progress: bool = True, log: Callable[[str], None] = print,
-          callbacks=()) -> dict:
+          callbacks=(), overrides: dict | None = None) -> dict:
     ctx = distributed.setup()     # joins the process group when started by torchrun
     recipe = recipes.get(recipe_name)
-    cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, preset, config_file, sets, epochs, seed)
+    cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, preset, config_file, sets, epochs, seed,
+                         overrides)
     run_dir = Path(distributed.broadcast(str(new_run_dir(out, recipe.name, create=False))))  # rank 0's name
     meta = {"recipe": recipe.name, "preset": preset, "data_dir": str(data_dir) if data_dir else None,
             "config": cfg}
@@ -175,11 +187,13 @@ def train(recipe_name: str, preset: str | None = None, config_file=None, sets=()
     if ctx.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", meta)
+        write_artefacts(recipe, task, cfg, run_dir)
         log(f"run folder: {run_dir}" + (f" ({ctx.world} processes, torch.distributed)" if ctx.enabled else ""))
     else:
         log = lambda *_: None  # noqa: E731
     distributed.barrier()
-    return _fit(recipe, cfg, run_dir, data_dir, progress, log, resume=False, callbacks=callbacks, task=task)
+    summary = _fit(recipe, cfg, run_dir, data_dir, progress, log, resume=False, callbacks=callbacks, task=task)
+    return {**summary, "run_dir": str(run_dir)}      # where it went (not in summary.json: a folder may move)
 
 
 def resume(run_dir, data_dir=None, progress: bool = True, log=print) -> dict:
@@ -190,27 +204,79 @@ def resume(run_dir, data_dir=None, progress: bool = True, log=print) -> dict:
     return _fit(recipe, cfg, run_dir, data_dir or meta.get("data_dir"), progress, log, resume=True)
 
 
-def load_model(run_dir, data_dir=None, which: str = "best"):
-    """Rebuild a run's model and load its best (or last) weights; return (recipe, cfg, task)."""
-    run_dir, meta, recipe, cfg = read_run(run_dir)
-    if recipe.load is not None:  # recipes with their own files (e.g. word vectors)
-        return recipe, cfg, recipe.load(run_dir, cfg)
-    task = _build(recipe, cfg, data_dir or meta.get("data_dir"))
+def _load_weights(model: torch.nn.Module, run_dir: Path, recipe: recipes.Recipe, which: str) -> None:
     latest = checkpoint.read_latest(run_dir / "checkpoints")
     if latest is None:
         raise DeepzooError(f"{run_dir} has no checkpoint yet; train it first (deepzoo resume {run_dir})")
-    if task.val is None:  # no validation split: nothing chose a best epoch, training used the last one
-        which = "last"
-    weights = checkpoint.load_weights(run_dir / "checkpoints" / latest[which] / "model.safetensors")
-    task.model.load_state_dict(weights)
+    path = run_dir / "checkpoints" / latest[which] / "model.safetensors"
+    if not path.exists():
+        raise DeepzooError(f"{path} is missing (checkpoints/latest.json names it); copy the run folder again")
+    try:
+        model.load_state_dict(checkpoint.load_weights(path))
+    except RuntimeError as e:      # missing / unexpected keys, or shapes that differ
+        detail = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
+        raise DeepzooError(f"{path} does not fit the {recipe.name} model that config.json describes (a run of "
+                           f"another deepzoo version?): {detail.strip()}") from None
+
+
+def restore(recipe: recipes.Recipe, cfg: dict, run_dir: Path, data_dir=None, log=print):
+    """The run's model (untrained) and prediction context, from config.json and ``inference/`` alone.
+
+    A run made before deepzoo kept ``inference/`` is rebuilt from its training data, once, when
+    ``data_dir`` is given: the folder is written and later calls need no data."""
+    try:
+        stored = arts.Artefacts(run_dir, recipe.name)
+    except arts.MissingArtefacts:
+        if data_dir is None:
+            raise
+        write_artefacts(recipe, _build(recipe, cfg, data_dir), cfg, run_dir)
+        log(f"rebuilt {run_dir / arts.FOLDER} from the training data; this run no longer needs it to predict")
+        stored = arts.Artefacts(run_dir, recipe.name)
+    _seed_everything(cfg["seed"])
+    task = recipe.restore(cfg, stored)
+    return task, stored.weights
+
+
+def load_model(run_dir, data_dir=None, which: str = "best", log=print):
+    """A run's model with its best (or last) weights and what prediction needs; (recipe, cfg, task).
+
+    Reads only the run folder (config.json, inference/, the checkpoint): no dataset."""
+    run_dir, meta, recipe, cfg = read_run(run_dir)
+    if recipe.load is not None:  # recipes with their own files (e.g. word vectors)
+        return recipe, cfg, recipe.load(run_dir, cfg)
+    task, weights = restore(recipe, cfg, run_dir, data_dir, log)
+    _load_weights(task.model, run_dir, recipe, "last" if weights == "last" else which)
     return recipe, cfg, task
 
 
-def evaluate(run_dir, data_dir=None, progress: bool = False) -> dict:
-    recipe, cfg, task = load_model(run_dir, data_dir)
-    if recipe.evaluate is not None:
-        results = recipe.evaluate(task, cfg, data_dir)
+def load_with_data(run_dir, data_dir=None, log=print):
+    """A run's task rebuilt from its dataset (the splits, for evaluation), with the run's weights loaded;
+    (recipe, cfg, task). Warns when the data now give other inference files than training did."""
+    run_dir, meta, recipe, cfg = read_run(run_dir)
+    if recipe.load is not None:
+        raise DeepzooError(f"{recipe.name} trains with its own loop; evaluate it with deepzoo eval {run_dir}")
+    task = _build(recipe, cfg, data_dir or meta.get("data_dir"))
+    try:
+        stored = arts.Artefacts(run_dir, recipe.name)
+    except arts.MissingArtefacts:
+        write_artefacts(recipe, task, cfg, run_dir)
     else:
+        now = {k: hashlib.sha256(arts._encode(v)).hexdigest() for k, v in recipe.artefacts(task, cfg).items()}
+        differ = sorted(k for k in now if stored.digests.get(k) != now[k])
+        if differ:
+            log(f"warning: the data found now give a different {', '.join(differ)} than training did "
+                f"(another version of the dataset?); the figures below may not be comparable")
+    _load_weights(task.model, run_dir, recipe, "last" if task.val is None else "best")
+    return recipe, cfg, task
+
+
+def evaluate(run_dir, data_dir=None, progress: bool = False, log=print) -> dict:
+    """Validation and test figures of a run's best weights: the one command that reads the data again."""
+    run_dir, meta, recipe, cfg = read_run(run_dir)
+    if recipe.load is not None:
+        results = recipe.evaluate(recipe.load(run_dir, cfg), cfg, data_dir)
+    else:
+        recipe, cfg, task = load_with_data(run_dir, data_dir, log)
         trainer = Trainer(task, cfg, Path(run_dir), progress=progress)
         results = {}
         for split, batches in (("val", task.val), ("test", task.test)):
@@ -225,9 +291,10 @@ def evaluate(run_dir, data_dir=None, progress: bool = False) -> dict:
             "meets_reference": None if value is None else ref.met_by(value)}
 
 
-def predict(run_dir, inputs: list[str], data_dir=None, options: dict | None = None) -> list[dict]:
-    """Apply a run to each input. ``options`` (e.g. {"temperature": 0.8}) go to the recipe's predict
-    as keyword arguments; a recipe accepts only the names in its ``predict_options``."""
+def predict(run_dir, inputs: list, data_dir=None, options: dict | None = None) -> list[dict]:
+    """Apply a run to the inputs, one result each (batched where the family allows). ``options`` (e.g.
+    {"temperature": 0.8}) go to the recipe's predict as keyword arguments; a recipe accepts only the names
+    in its ``predict_options``. Reads only the run folder."""
     run_dir, _, recipe, _ = read_run(run_dir)
     if recipe.predict is None:
         raise DeepzooError(f"{recipe.name} has no predict; use deepzoo eval {run_dir}")
@@ -238,4 +305,4 @@ def predict(run_dir, inputs: list[str], data_dir=None, options: dict | None = No
         takes = ", ".join("--" + k.replace("_", "-") for k in recipe.predict_options) or "no options"
         raise DeepzooError(f"{recipe.name} predict does not take {flags} (it takes {takes})")
     _, cfg, task = load_model(run_dir, data_dir)
-    return [recipe.predict(task, cfg, item, **options) for item in inputs]
+    return recipe.predict(task, cfg, list(inputs), **options)
