@@ -12,6 +12,7 @@ import sys
 
 from deepzoo import __version__
 from deepzoo.errors import DeepzooError, TrainingDiverged
+from deepzoo.report.format import table
 from deepzoo.train.metrics import format_metric as fmt_value
 
 EPILOG = """\
@@ -34,12 +35,6 @@ examples:
 """
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
 # --- commands -----------------------------------------------------------------------------------
 
 def cmd_list(args) -> None:
@@ -58,6 +53,10 @@ def cmd_train(args) -> None:
     from deepzoo import config as cfglib
     from deepzoo import recipes
     from deepzoo.train.run import train
+    if args.device:
+        if "train.device" not in cfglib.flatten(recipes.get(args.recipe).full_defaults()):
+            raise DeepzooError(f"--device: {args.recipe} trains with its own loop on the CPU")
+        args.set = [*args.set, f"train.device={args.device}"]
     if args.print_config:
         recipe = recipes.get(args.recipe)
         cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, args.preset, args.config,
@@ -232,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", help="a named preset of the recipe, e.g. quick")
     s.add_argument("--out", metavar="DIR", help="run folder (default runs/RECIPE-TIMESTAMP)")
     s.add_argument("--seed", type=int, help="random seed (same as --set seed=S)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where to train (same as --set train.device=D; default auto: a CUDA or MPS GPU if "
+                        "PyTorch sees one, else the CPU)")
     s.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(s)

@@ -123,7 +123,7 @@ def _plot(result: dict, path: Path) -> None:
 
 
 def format_table(result: dict) -> str:
-    from deepzoo.cli import table
+    from deepzoo.report.format import table
     rows = [[r["recipe"], f"{r['parameters']:,}", f"{r['parameters_without_embedding']:,}",
              f"{r['train_sentences_per_s']:,.0f}", f"{r['train_speed_vs_fastest']:.2f}",
              f"{r['inference_sentences_per_s']:,.0f}",

@@ -92,7 +92,7 @@ def plot(result: dict, path: Path) -> Path:
 
 
 def format_table(result: dict) -> str:
-    from deepzoo.cli import table
+    from deepzoo.report.format import table
     rows = [[name, f"{r['parameters']:,}", f"{100 * r['final_train_error']:.2f}%",
              f"{100 * r['final_test_error']:.2f}%", f"{r['train_seconds']:.0f}s"]
             for name, r in result["nets"].items()]

@@ -118,7 +118,7 @@ def _fmt_params(n: int, channels: int | None) -> str:
 
 def format_table(rows: list[Row], input_shape: tuple, total: int, channels: int | None = None,
                  batch_norm: bool = False) -> str:
-    from deepzoo.cli import table
+    from deepzoo.report.format import table
     lines = [["input", "", "x".join(map(str, input_shape)), "", "1", ""]]
     for row in rows:
         lines.append([row.name + ("" if row.on_path else " (shortcut)"), row.kind, "x".join(map(str, row.output)),
@@ -146,7 +146,7 @@ def comparison(channels: int) -> tuple[list[list[str]], str]:
 def explain(target: str, channels: int = 64, size: int = 32) -> str:
     """The text ``deepzoo explain receptive-field TARGET`` prints."""
     from deepzoo import recipes
-    from deepzoo.cli import table
+    from deepzoo.report.format import table
     if target in ("7x7-vs-3x3", "3x3-vs-7x7"):
         rows, header = comparison(channels)
         return ("One 7x7 convolution against three stacked 3x3 convolutions, C channels in and out, no bias:\n"

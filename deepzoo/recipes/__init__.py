@@ -22,12 +22,12 @@ class Reference:
     value: float | None  # None: there is no published figure (the source says why)
     source: str
     url: str = ""
+    higher_is_better: bool = True   # declared, never guessed from the name: perplexity, loss, FD are False
 
     def met_by(self, value: float) -> bool | None:
         if self.value is None:
             return None
-        from deepzoo.train.engine import higher_is_better
-        return value >= self.value if higher_is_better(self.metric) else value <= self.value
+        return value >= self.value if self.higher_is_better else value <= self.value
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,8 @@ register(Recipe(
     name="gpt-shakespeare", family="Transformer", dataset="tinyshakespeare",
     description="character-level GPT (3 pre-norm blocks, width 128, causal attention)",
     reference=Reference("val_loss", 1.88, "nanoGPT's CPU configuration on shakespeare_char (val loss, "
-                        "about 150 s on this machine)", "https://github.com/karpathy/nanoGPT"),
+                        "about 150 s on this machine)", "https://github.com/karpathy/nanoGPT",
+                        higher_is_better=False),
     defaults={"data": {"sample": False, "path": "", "batch_size": 12, "steps_per_epoch": 100,
                        "eval_block": 64},
               "model": {"block_size": 64, "n_layer": 3, "n_head": 4, "n_embd": 128, "dropout": 0.0,

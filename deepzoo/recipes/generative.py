@@ -114,18 +114,37 @@ def build_vae(cfg: dict, data_dir) -> Task:
                 context={"test_images": x_test, "digits": x_test[:INTERPOLATION_DIGITS]})
 
 
-def check_classifier(path: str) -> None:
-    from deepzoo.train.run import read_run
-    _, _, recipe, _ = read_run(path)
-    if recipe.name != "cnn-mnist":
-        raise DeepzooError(f"eval.classifier must be a cnn-mnist run folder; {path} is a {recipe.name} run")
+def check_classifier(path: str) -> dict:
+    """The config of the cnn-mnist run folder ``path`` (the classifier of the sample-quality measure).
+
+    Read here from config.json and the checkpoint (not through deepzoo.train.run, which needs the
+    recipe registry that this module is part of)."""
+    import json
+
+    from deepzoo.recipes import _merge, get
+    config = Path(path) / "config.json"
+    try:
+        meta = json.loads(config.read_text())
+    except FileNotFoundError:
+        raise DeepzooError(f"eval.classifier: {path} is not a deepzoo run folder (no config.json)") from None
+    except (OSError, ValueError) as e:
+        raise DeepzooError(f"eval.classifier: cannot read {config} ({e})") from None
+    if meta.get("recipe") != "cnn-mnist":
+        raise DeepzooError(f"eval.classifier must be a cnn-mnist run folder; {path} is a {meta.get('recipe')} run")
+    return _merge(get("cnn-mnist").full_defaults(), meta.get("config", {}))
 
 
 def load_classifier(path: str) -> torch.nn.Module:
     """The LeNet of a finished ``cnn-mnist`` run (its best weights), for the sample-quality measure."""
-    from deepzoo.train.run import load_model
-    check_classifier(path)
-    return load_model(path)[2].model
+    from deepzoo.recipes.mnist import lenet
+    from deepzoo.train import checkpoint
+    cfg = check_classifier(path)
+    latest = checkpoint.read_latest(Path(path) / "checkpoints")
+    if latest is None:
+        raise DeepzooError(f"eval.classifier: {path} has no checkpoint yet; train it first")
+    model = lenet(cfg)
+    model.load_state_dict(checkpoint.load_weights(Path(path) / "checkpoints" / latest["best"] / "model.safetensors"))
+    return model.eval()
 
 
 def _sample(model, cfg: dict, n: int, generator: torch.Generator, chunk: int = 250) -> torch.Tensor:
@@ -306,7 +325,7 @@ register(Recipe(
     description="variational autoencoder: MLP (or conv) encoder to N(mu, sigma^2), reparameterised z, "
                 "Bernoulli decoder; loss = -ELBO in nats",
     reference=Reference("test_nelbo", 106.7, "pytorch/examples VAE (784-400-20 MLP), after 7 epochs",
-                        "https://github.com/pytorch/examples/tree/main/vae"),
+                        "https://github.com/pytorch/examples/tree/main/vae", higher_is_better=False),
     defaults={"data": {"sample": False, "val_size": 5000, "batch_size": 128},
               "model": {"kind": "mlp", "latent": 20, "hidden": 512, "layers": 2, "channels": 32},
               "optim": {"name": "adam", "lr": 1e-3, "schedule": "cosine", "warmup_epochs": 0.0},
@@ -362,7 +381,7 @@ def build_gan(cfg: dict, data_dir) -> Task:
 
 
 _FD_REF = Reference("test_fd", None, "no published figure on this measure (Fréchet distance of cnn-mnist "
-                    "features; needs --set eval.classifier=RUN)")
+                    "features; needs --set eval.classifier=RUN)", higher_is_better=False)
 for name, kind, desc, epochs in (
         ("gan-mnist", "mlp", "the notes' GAN: MLP generator 100-256-512-1024-784 (tanh) vs MLP discriminator, BCE", 50),
         ("dcgan-mnist", "dcgan", "DCGAN: transposed-conv generator with BatchNorm vs strided-conv discriminator", 5)):

@@ -135,7 +135,7 @@ register(Recipe(
     name="lstm-ptb", family="RNN family", dataset="ptb",
     description="word-level 2x200 LSTM language model, truncated BPTT (Zaremba et al. 2014, small)",
     reference=Reference("test_ppl", 114.5, "Zaremba, Sutskever & Vinyals 2014, small LSTM (test perplexity)",
-                        "https://arxiv.org/abs/1409.2329"),
+                        "https://arxiv.org/abs/1409.2329", higher_is_better=False),
     defaults={"data": {"sample": False, "path": "", "min_freq": 1, "batch_size": 20, "bptt": 20},
               "model": {"cell": "lstm", "embed_dim": 200, "hidden": 200, "layers": 2, "dropout": 0.0,
                         "tie": True, "impl": "torch"},

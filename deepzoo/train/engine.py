@@ -162,9 +162,17 @@ def build_optimizer(model: torch.nn.Module, o: dict) -> torch.optim.Optimizer:
     return cls(model.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
 
 
-def higher_is_better(name: str) -> bool:
-    return not name.endswith(("loss", "rmse", "mse", "mae", "ppl", "perplexity", "error", "nelbo", "kl",
-                              "recon", "_fd"))
+def maximises(monitor: str, metrics: list[type[Metric]]) -> bool:
+    """Whether a larger ``monitor`` (``val_acc``, ``train_loss``, ...) is better: a loss is minimised, a
+    metric goes the way its class declares (``Metric.higher_is_better``)."""
+    name = monitor.partition("_")[2]
+    if name == "loss":
+        return False
+    for m in metrics:
+        if m.name == name:
+            return m.higher_is_better
+    raise DeepzooError(f"the figure that picks the best epoch, {monitor!r}, is neither a loss nor one of this "
+                       f"task's metrics ({', '.join(m.name for m in metrics) or 'none'})")
 
 
 class Trainer:
@@ -315,7 +323,7 @@ class Trainer:
         epochs = self.cfg["train"]["epochs"]
         patience = self.cfg["train"]["early_stopping"]
         monitor = self.task.monitor if self.task.val is not None else "train_loss"
-        maximise = higher_is_better(monitor)
+        maximise = maximises(monitor, self.task.metrics)
         while self.epoch < epochs and not (self.stopped_early or self.stop):
             start = time.perf_counter()
             row = self.train_epoch()

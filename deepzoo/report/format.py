@@ -1,0 +1,10 @@
+"""Plain-text tables for the terminal (the command line, the experiments, the explanations)."""
+
+from __future__ import annotations
+
+
+def table(rows: list[list], header: list[str]) -> str:
+    """Left-aligned columns, a rule under the header."""
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()   # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
