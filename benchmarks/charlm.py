@@ -15,6 +15,10 @@ reports validation loss about 1.88 for it (its estimate uses 20 random batches; 
 validation text is scored).
 
     python benchmarks/charlm.py --data-dir ../shared/data          # prints one JSON object
+    python benchmarks/charlm.py --data-dir ../shared/data --record benchmarks/results/charlm.json
+
+``--record FILE`` also writes the JSON to FILE and, for the default config (no --set, seed 0), sets
+gpt-shakespeare's figure (its final validation loss) in deepzoo/figures.json.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from deepzoo import config as cfglib
-from deepzoo import recipes
+from deepzoo import figures, recipes
 from deepzoo.models.gpt import GPT
 from deepzoo.recipes.charlm import CharVocab, ConsecutiveWindows, RandomWindows, read_text, source_path
 from deepzoo.train.engine import Trainer
@@ -119,6 +123,7 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override gpt-shakespeare's config (as deepzoo train --set)")
     ap.add_argument("--skip-baseline", action="store_true")
+    figures.add_record_argument(ap)
     args = ap.parse_args()
     recipe = recipes.get("gpt-shakespeare")
     cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, None, None, [], None, args.seed)
@@ -137,13 +142,30 @@ def main() -> None:
         theirs = next(c["train_seconds"] for c in base["curve"] if c["val_loss"] <= end)
         same_loss = {"val_loss": end, "gpt_shakespeare_seconds": mine, "nanogpt_cpu_config_seconds": theirs,
                      "ratio": None if mine is None else round(mine / theirs, 3)}
-    print(json.dumps({
+    result = {
         "benchmark": "charlm", "target_val_loss": TARGET, "gpt_shakespeare": ours, "nanogpt_cpu_config": base,
         "time_ratio_ours_over_nanogpt": ratio, "time_to_the_baseline_final_loss": same_loss,
         "reference": REFERENCE,
         "torch_threads": torch.get_num_threads(),
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor()},
-    }, indent=1))
+    }
+    print(json.dumps(result, indent=1))
+    if args.record:
+        figures.write_results(args.record, result)
+        if args.sets or args.seed != 0:
+            print("not recorded in deepzoo/figures.json: not the default config (--set or --seed)", file=sys.stderr)
+            return
+        record(result, args.record)
+
+
+def record(result: dict, path: str) -> None:
+    """gpt-shakespeare's default-config figure (its final validation loss) into deepzoo/figures.json."""
+    ours = result["gpt_shakespeare"]
+    target = (f"{TARGET} reached after {ours['seconds_to_target']:.1f} s" if ours["seconds_to_target"]
+              else f"{TARGET} not reached")
+    figures.record("gpt-shakespeare", ours["final_val_loss"], results=path, train_seconds=ours["train_seconds"],
+                   reached=f"validation loss {{value}} after {ours['steps']:,} steps ({target})",
+                   figures={"seconds_to_target": ours["seconds_to_target"]})
 
 
 if __name__ == "__main__":

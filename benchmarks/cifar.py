@@ -17,6 +17,9 @@ seconds until then, and the training images/s (images x epochs / seconds spent i
     python benchmarks/cifar.py --data-dir ../shared/data --skip-training  # part 1 only
     python benchmarks/cifar.py --data-dir ../shared/data --skip-throughput
     python benchmarks/cifar.py --data-dir ../shared/data --skip-throughput --recipe resnet56-cifar10
+    python benchmarks/cifar.py --data-dir ../shared/data --record benchmarks/results/cifar.json
+
+``--record FILE`` also writes the JSON to FILE and sets the trained recipe's figure in deepzoo/figures.json.
 
 Reference: He et al. 2016, Table 6: ResNet-20 91.25% (trained on all 50,000 images for 164 epochs,
 tested on all 10,000). deepzoo's bar: >= 85% on the 1,000 test images, trained on the 30,000, within
@@ -36,7 +39,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from deepzoo import recipes
+from deepzoo import figures, recipes
 from deepzoo.train.engine import autocast, resolve_precision
 from deepzoo.train.run import train
 
@@ -142,6 +145,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, help="run folder of the training")
     ap.add_argument("--recipe", default="resnet20-cifar10", choices=NETS,
                     help="the recipe part 2 trains (default resnet20-cifar10; the 85%% bar is for it)")
+    figures.add_record_argument(ap)
     args = ap.parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)
     result = {"benchmark": "cifar", "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -155,7 +159,27 @@ def main(argv=None) -> int:
         key = "resnet20" if args.recipe == "resnet20-cifar10" else args.recipe
         result[key] = time_to_accuracy(args.data_dir, args.out, log, args.recipe)
     print(json.dumps(result, indent=1))
+    if args.record:
+        figures.write_results(args.record, result)
+        record(result, args.record)
     return 0
+
+
+def record(result: dict, results: str) -> None:
+    """The trained recipe's default-config figure (part 2, if it ran) into deepzoo/figures.json."""
+    for key, r in result.items():
+        if isinstance(r, dict) and "test_acc" in r and "first_epoch_at_85" in r:
+            record_one(r.get("recipe") or f"{key}-cifar10", r, results)
+
+
+def record_one(recipe: str, r: dict, results: str) -> None:
+    bar = (f"85% first reached at epoch {r['first_epoch_at_85']}, after {r['seconds_to_85']:.0f} s"
+           if r["first_epoch_at_85"] else "85% not reached")
+    figures.record(recipe, r["test_acc"], results=results, train_seconds=r["train_seconds"],
+                   reached=f"{{value}} test accuracy ({r['epochs']} epochs; {bar}); "
+                           f"{r['train_images_per_s']:,.0f} training images/s ({r['precision']})",
+                   figures={"train_images_per_s": r["train_images_per_s"],
+                            "first_epoch_at_85": r["first_epoch_at_85"], "seconds_to_85": r["seconds_to_85"]})
 
 
 if __name__ == "__main__":

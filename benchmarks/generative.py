@@ -12,6 +12,10 @@ time is the seconds to draw 1,000 images after training (DDPM: DDIM with ``eval.
     python benchmarks/generative.py --data-dir ../shared/data --classifier runs/cnn-mnist-X --only vae-mnist
     python benchmarks/generative.py --data-dir ../shared/data --classifier runs/cnn-mnist-X --only ddpm-mnist \
         --runs ddpm-mnist=runs/ddpm-mnist-X --ddpm-samplers 50:0,100:0,50:1,100:1
+    python benchmarks/generative.py --data-dir ../shared/data --record benchmarks/results/generative.json
+
+``--record FILE`` also writes the JSON to FILE and sets each model's figure in deepzoo/figures.json (every
+model here trains with its default config; only eval.classifier is set).
 
 Bars (deepzoo issue 7): vae-mnist test -ELBO <= 100 nats in < 15 min (pytorch/examples: about 106.7 after
 7 epochs); ddpm-mnist's Fréchet distance below dcgan-mnist's, both with class entropy >= 2.2, each trained
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from deepzoo import figures
 from deepzoo.train.run import load_with_data, train
 
 MODELS = ("vae-mnist", "gan-mnist", "dcgan-mnist", "ddpm-mnist")
@@ -82,6 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ddpm-samplers", default="", help="also score the DDPM under these samplers, "
                     "STEPS:ETA,... (e.g. 50:0,100:0,100:1), on --sweep-samples samples each")
     ap.add_argument("--sweep-samples", type=int, default=2000)
+    figures.add_record_argument(ap)
     args = ap.parse_args(argv)
     from deepzoo.recipes.generative import load_classifier
     from deepzoo.train.run import read_default_run
@@ -132,7 +138,38 @@ def main(argv=None) -> int:
         bars["each_under_30_min"] = all(m[k]["train_seconds"] < 1800 for k in ("ddpm-mnist", "dcgan-mnist"))
     result["bars"] = bars
     print(json.dumps(result, indent=1))
+    if args.record:
+        figures.write_results(args.record, result)
+        record(result, args.record)
     return 0
+
+
+def record(result: dict, path: str) -> None:
+    """Each model's default-config figure into deepzoo/figures.json."""
+    for name, row in result["models"].items():
+        record_one(name, row, path)
+
+
+def record_one(name: str, row: dict, results: str) -> None:
+    quality = (f"class entropy {row['test_class_entropy']:.3f} nats, confidence {row['test_confidence']:.3f}"
+               if "test_class_entropy" in row else "")
+    keep = {k: row[k] for k in ("test_fd", "test_class_entropy", "test_confidence", "test_recon", "test_kl",
+                                "sample_seconds_per_1000", "ancestral_seconds_per_1000") if k in row}
+    if name == "vae-mnist":
+        samples = (f"; samples: Fréchet distance {row['test_fd']:.1f}, {quality}" if "test_fd" in row else "")
+        reached = (f"{{value}} nats test -ELBO (reconstruction {row['test_recon']:.2f} + KL {row['test_kl']:.2f}; "
+                   f"{row['epochs']} epochs){samples}")
+        value = row["test_nelbo"]
+    else:
+        sampler = row.get("sampler")
+        how = f" ({sampler['sample_steps']} steps, eta {sampler['eta']:g})" if sampler else ""
+        reached = f"Fréchet distance {{value}}{how}, {quality} ({row['epochs']} epochs)"
+        if "ancestral_seconds_per_1000" in row:
+            reached += (f"; {row['sample_seconds_per_1000']:.0f} s to sample 1,000 images with "
+                        f"{sampler['sample_steps']} steps, {row['ancestral_seconds_per_1000']:.0f} s with the "
+                        f"1,000-step ancestral sampler")
+        value = row["test_fd"]
+    figures.record(name, value, reached=reached, figures=keep, results=results, train_seconds=row["train_seconds"])
 
 
 if __name__ == "__main__":

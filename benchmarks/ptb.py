@@ -13,6 +13,9 @@ alternating the two three times and keeping each one's fastest round. The ratio 
     python benchmarks/ptb.py --data-dir ../shared/data                       # trains (about 40 minutes)
     python benchmarks/ptb.py --data-dir ../shared/data --run runs/lstm-ptb-X  # reuse a finished run
     python benchmarks/ptb.py --data-dir ../shared/data --skip-training       # part 2 only
+    python benchmarks/ptb.py --data-dir ../shared/data --record benchmarks/results/ptb.json
+
+``--record FILE`` also writes the JSON to FILE and sets lstm-ptb's figure in deepzoo/figures.json.
 
 Reference: Zaremba, Sutskever & Vinyals 2014, small LSTM (2 x 200, no dropout): valid 120.7, test 114.5.
 """
@@ -29,7 +32,7 @@ from pathlib import Path
 import torch
 
 from deepzoo import config as cfglib
-from deepzoo import recipes
+from deepzoo import figures, recipes
 from deepzoo.errors import DeepzooError
 from deepzoo.train.run import default_run
 
@@ -92,6 +95,7 @@ def main() -> None:
     p.add_argument("--run", metavar="DIR", help="a finished lstm-ptb run with the default config")
     p.add_argument("--skip-training", action="store_true", help="only the scratch-vs-fused timing")
     p.add_argument("--steps", type=int, default=40, help="timed steps per implementation and round")
+    figures.add_record_argument(p)
     args = p.parse_args()
 
     recipe = recipes.get("lstm-ptb")
@@ -108,6 +112,19 @@ def main() -> None:
     result.update(threads=torch.get_num_threads(), torch=torch.__version__,
                   machine=platform.processor() or platform.machine())
     print(json.dumps(result, indent=1))
+    if args.record:
+        figures.write_results(args.record, result)
+        record(result, args.record)
+
+
+def record(result: dict, path: str) -> None:
+    """lstm-ptb's default-config figure (if part 1 ran) into deepzoo/figures.json."""
+    t = result.get("training")
+    if t:
+        figures.record("lstm-ptb", t["test_ppl"], results=path, train_seconds=t["train_seconds"],
+                       reached=f"{{value}} test perplexity ({t['epochs']} epochs, best validation epoch "
+                               f"{t['best_epoch']}; {t['train_tokens_per_s']:,.0f} tokens/s)",
+                       figures={"valid_ppl": t["valid_ppl"], "train_tokens_per_s": t["train_tokens_per_s"]})
 
 
 if __name__ == "__main__":

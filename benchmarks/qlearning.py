@@ -1,6 +1,7 @@
 """Tabular Q-learning on FrozenLake (slippery 4x4) and Taxi, 3 seeds each, through the recipes' defaults.
 
     python benchmarks/qlearning.py
+    python benchmarks/qlearning.py --record benchmarks/results/qlearning.json   # + deepzoo/figures.json
 
 For each run: the greedy policy's success rate and mean return over 1,000 evaluation episodes, and, from
 the environment's own transition model, the exact expected return of that policy and the best any
@@ -16,12 +17,14 @@ import json
 import sys
 import tempfile
 
+from deepzoo import figures
 from deepzoo.train.run import train
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
+    figures.add_record_argument(ap)
     args = ap.parse_args(argv)
     out = {"benchmark": "qlearning", "recipes": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,7 +43,29 @@ def main(argv=None) -> int:
                    "taxi_mean_return_at_least_8": all(r["eval_mean_return"] >= 8 for r in tx),
                    "taxi_policy_optimal": all(abs(r["exact_policy_return"] - r["exact_optimal_return"]) < 1e-6 for r in tx)}
     print(json.dumps(out, indent=1))
+    if args.record:
+        figures.write_results(args.record, out)
+        record(out, args.record)
     return 0
+
+
+def record(result: dict, path: str) -> None:
+    """Seed 0 (the default config's seed) is the figure; the other seeds are named beside it."""
+    results = result["recipes"]
+    for name, key, episodes in (("qlearning-frozenlake", "eval_success_rate", "20,000"),
+                                ("qlearning-taxi", "eval_mean_return", "10,000")):
+        runs = results[name]["runs"]
+        first, rest = runs[0], runs[1:]
+        others = (f"; seeds {', '.join(str(r['seed']) for r in rest)}: "
+                  f"{', '.join(figures.format_value(key, r[key]) for r in rest)}" if rest else "")
+        what = "success rate" if key == "eval_success_rate" else "mean return"
+        figures.record(name, first[key], results=path, train_seconds=first["train_seconds"],
+                       reached=f"{what} {{value}} over 1,000 greedy episodes (seed 0{others}); exact expected "
+                               f"return of the learned policy {first['exact_policy_return']:.4f}, the optimum "
+                               f"{first['exact_optimal_return']:.4f}",
+                       time=f"{round(first['train_seconds'])} s ({episodes} episodes)",
+                       figures={f"seed_{r['seed']}": r[key] for r in rest} |
+                               {k: first[k] for k in ("exact_policy_return", "exact_optimal_return")})
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ whose config must equal the defaults) and reports:
 
     python benchmarks/translation.py --data-dir ../shared/data                        # trains
     python benchmarks/translation.py --data-dir ../shared/data --run runs/transformer-multi30k-X
+    python benchmarks/translation.py --data-dir ../shared/data --record benchmarks/results/translation.json
+
+``--record FILE`` also writes the JSON to FILE and sets transformer-multi30k's figure in deepzoo/figures.json.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from deepzoo import recipes
+from deepzoo import figures, recipes
 from deepzoo.errors import DeepzooError
 from deepzoo.train.run import default_run
 
@@ -34,7 +37,7 @@ REFERENCE = {"test_bleu_lc": 36.5, "source": "bentrevett/pytorch-seq2seq, 6 - At
 BAR = {"test_bleu_lc": 36.5, "train_minutes": 45}
 
 
-def figures(run_dir: Path, summary: dict, task) -> dict:
+def training_figures(run_dir: Path, summary: dict, task) -> dict:
     pairs = [p for b in task.train.batches for p in b]
     tokens = sum(len(task.train.pairs[i][0]) + len(task.train.pairs[i][1]) + 1 for i in pairs)
     r, seconds = summary["results"], summary["train_seconds"]
@@ -50,6 +53,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir")
     p.add_argument("--run", metavar="DIR", help="a finished transformer-multi30k run with the default config")
+    figures.add_record_argument(p)
     args = p.parse_args()
     recipe = recipes.get("transformer-multi30k")
     defaults = recipe.full_defaults()
@@ -59,10 +63,25 @@ def main() -> None:
     except DeepzooError as e:
         sys.exit(f"error: {e}")
     task = recipe.build({**defaults, "recipe": recipe.name}, args.data_dir)
-    print(json.dumps({"benchmark": "transformer-multi30k", "reference": REFERENCE, "bar": BAR,
-                      "training": figures(run_dir, summary, task), "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "machine": platform.processor() or platform.machine()},
-                     indent=1))
+    t = training_figures(run_dir, summary, task)
+    result = {"benchmark": "transformer-multi30k", "reference": REFERENCE, "bar": BAR, "training": t,
+              "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "machine": platform.processor() or platform.machine()}
+    print(json.dumps(result, indent=1))
+    if args.record:
+        figures.write_results(args.record, result)
+        record(result, args.record)
+
+
+def record(result: dict, path: str) -> None:
+    """transformer-multi30k's default-config figure into deepzoo/figures.json."""
+    t = result["training"]
+    figures.record("transformer-multi30k", t["test_bleu_lc"], results=path, train_seconds=t["train_seconds"],
+                   reached=f"BLEU {{value}} lower-cased, {t['test_bleu']:.2f} cased (sacreBLEU, beam 5, "
+                           f"test_2016_flickr; greedy {t['test_bleu_greedy']:.2f}); "
+                           f"{t['train_tokens_per_s']:,.0f} training tokens/s",
+                   time=f"{round(t['train_seconds']):,} s ({t['epochs']} epochs)",
+                   figures={k: t[k] for k in ("test_bleu", "test_bleu_greedy", "train_tokens_per_s")})
 
 
 if __name__ == "__main__":

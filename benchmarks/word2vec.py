@@ -19,6 +19,12 @@ default) with the same vocabulary and compares peak memory with the 10-million-w
 
     pip install gensim          # optional: without it only deepzoo's side is measured
     python benchmarks/word2vec.py --data-dir ../shared/data
+    python benchmarks/word2vec.py --data-dir ../shared/data --corpus ../shared/data/ptb/ptb.train.txt \
+        --models skipgram-ns --seeds 3 --big-words 0 --record benchmarks/results/word2vec-ptb-once.json
+
+``--record FILE`` also writes the JSON to FILE and, when the corpus is PTB train itself (``--corpus
+.../ptb.train.txt``, the word2vec-ptb recipe's corpus, with its settings: skip-gram, negative sampling,
+5 epochs), sets word2vec-ptb's figure in deepzoo/figures.json: the mean WordSim-353 Spearman of the seeds.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from deepzoo import figures
 
 SETTINGS = dict(vector_size=100, window=5, min_count=5, sample=1e-3, alpha=0.025, min_alpha=1e-4, workers=2,
                 epochs=5)
@@ -114,6 +122,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
     p.add_argument("--seeds", type=int, default=1, help="trainings per library and model (default 1)")
     p.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    figures.add_record_argument(p)
     args = p.parse_args()
     if args.worker:
         lib, model, corpus, eval_dir, epochs, seed = args.worker
@@ -172,10 +181,32 @@ def main() -> None:
                 row["analogy_points_vs_gensim"] = round(100 * (d["mean_analogy_acc"] - g["mean_analogy_acc"]), 2)
                 row["ws353_points_vs_gensim"] = round(100 * (d["mean_ws353_spearman"] - g["mean_ws353_spearman"]), 2)
         table[model] = row
-    print(json.dumps({"benchmark": "word2vec vs gensim", "settings": SETTINGS, "seeds": args.seeds, "corpus": corpus if args.corpus
-                      else f"PTB train repeated to {words} words", "gensim": gensim_version, "models": table,
-                      "streaming": streaming, "cpu_count": os.cpu_count(),
-                      "machine": platform.processor() or platform.machine()}, indent=1))
+    result = {"benchmark": "word2vec vs gensim", "settings": SETTINGS, "seeds": args.seeds, "corpus": corpus if args.corpus
+              else f"PTB train repeated to {words} words", "gensim": gensim_version, "models": table,
+              "streaming": streaming, "cpu_count": os.cpu_count(),
+              "machine": platform.processor() or platform.machine()}
+    print(json.dumps(result, indent=1))
+    if args.record:
+        figures.write_results(args.record, result)
+        if not (args.corpus and args.epochs == SETTINGS["epochs"] and record(result, args.record)):
+            print("not recorded in deepzoo/figures.json: word2vec-ptb's figure needs --corpus .../ptb.train.txt, "
+                  "skipgram-ns, the default epochs and the WordSim-353 data", file=sys.stderr)
+
+
+def record(result: dict, path: str) -> bool:
+    """word2vec-ptb's figure (deepzoo's mean WordSim-353 Spearman over the seeds, skip-gram with negative
+    sampling on PTB train itself) into deepzoo/figures.json; False when this result does not measure it."""
+    ours = result["models"].get("skipgram-ns", {}).get("deepzoo", {})
+    if Path(str(result["corpus"])).name != "ptb.train.txt" or "mean_ws353_spearman" not in ours:
+        return False
+    seconds = [r["train_seconds"] for r in ours["runs"]]
+    figures.record("word2vec-ptb", ours["mean_ws353_spearman"], results=path,
+                   reached=f"WordSim-353 Spearman {{value}}, mean of {len(seconds)} seed"
+                           f"{'s' if len(seconds) > 1 else ''} (deepzoo's kernel with the recipe's settings)",
+                   time=f"{min(seconds):.0f}-{max(seconds):.0f} s a seed" if len(seconds) > 1
+                   else figures.seconds_text(seconds[0]),
+                   figures={"stdev": ours.get("stdev_ws353_spearman")})
+    return True
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The ``deepzoo`` command line: list, train, resume, eval, predict, export, tour, data.
+"""The ``deepzoo`` command line: list, train, resume, eval, predict, export, serve, tour, data.
 
 Every error the user can fix is printed as one line, ``deepzoo: error: ...``, with exit status 2
 (3 when training diverged); never a traceback.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from deepzoo import __version__
 from deepzoo.errors import DeepzooError, TrainingDiverged
@@ -17,14 +18,16 @@ from deepzoo.train.metrics import format_metric as fmt_value
 
 EPILOG = """\
 examples:
-  deepzoo list                                   the recipes and their published figures
-  deepzoo tour --quick                           every recipe, small preset, on data shipped in the package
+  deepzoo list                                   the recipes: figures reached beside the published ones
+  deepzoo runs                                   the run folders under ./runs: settings, figure, state
+  deepzoo tour                                   every recipe, quick preset, on data shipped in the package
   deepzoo train cnn-mnist                        full training (needs MNIST: deepzoo data fetch mnist)
   deepzoo train mlp-mnist --epochs 5 --set optim.lr=3e-4 --set model.hidden=[256,256]
   deepzoo train cnn-mnist --print-config         the keys --set accepts, with their defaults
   deepzoo resume runs/cnn-mnist-20261121-101500  continue a stopped run exactly where it was
   deepzoo predict RUN_DIR digit.png              classify an image with a trained run
   deepzoo export RUN_DIR --format onnx           RUN_DIR/model.onnx, checked with onnxruntime
+  deepzoo serve RUN_DIR [RUN_DIR ...]            a web page per run and a JSON API, on 127.0.0.1:8000
   deepzoo experiment vanishing                   gradient vs distance for RNN, GRU, LSTM (plot + table)
   deepzoo experiment cnn-vs-rnn --quick          TextCNN vs recurrent nets: parameters, speed, accuracy
   deepzoo experiment seq-throughput              LSTM vs Transformer: tokens/s as sequences grow
@@ -38,10 +41,51 @@ examples:
 # --- commands -----------------------------------------------------------------------------------
 
 def cmd_list(args) -> None:
-    from deepzoo import recipes
-    rows = [[r.name, r.family, r.dataset, fmt_value(r.reference.metric, r.reference.value) + " " +
-             r.reference.metric, r.reference.source] for r in recipes.all_recipes()]
-    print(table(rows, ["recipe", "family", "dataset", "reference", "source"]))
+    from deepzoo import figures
+    if args.json:
+        print(json.dumps(figures.list_json(), indent=1, ensure_ascii=False))
+    else:
+        print(figures.list_wide() if args.wide else figures.list_table())
+
+
+def cmd_runs(args) -> None:
+    from deepzoo import runs
+    if args.compare:
+        out = args.out or str(Path(args.folder) / "compare.png")
+        print(runs.compare(args.compare, args.folder, out))
+        print(f"plot: {out}")
+        return
+    text, found = runs.runs_table(args.folder)
+    print(json.dumps(found, indent=1) if args.json else text)
+
+
+def _int_in(lo: int, hi: int):
+    """An argparse type: an integer from lo to hi (else argparse's usage line and this message, status 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be an integer from {lo} to {hi}, got {value}")
+        return value
+    return parse
+
+
+def _float_in(lo: float, hi: float):
+    """An argparse type: a number in [lo, hi] (so not NaN)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be a number in [{lo:g}, {hi:g}], got {value}")
+        return value
+    return parse
+
+
+SEED = _int_in(0, 2**31 - 1)
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -57,17 +101,40 @@ def cmd_train(args) -> None:
         if "train.device" not in cfglib.flatten(recipes.get(args.recipe).full_defaults()):
             raise DeepzooError(f"--device: {args.recipe} trains with its own loop on the CPU")
         args.set = [*args.set, f"train.device={args.device}"]
-    if args.print_config:
+    if args.print_config:             # each key = its value, checked, with what it means and allows
+        from deepzoo import schema
         recipe = recipes.get(args.recipe)
+        rules = schema.for_recipe(recipe)
         cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, args.preset, args.config,
-                             args.set, args.epochs, args.seed)
-        for key, value in cfglib.flatten(cfg).items():
-            print(f"{key} = {json.dumps(value)}")
+                             args.set, args.epochs, args.seed, schema=rules)
+        print("\n".join(rules.table(cfg)))
         return
     summary = train(args.recipe, preset=args.preset, config_file=args.config, sets=args.set,
                     epochs=args.epochs, seed=args.seed, out=args.out, data_dir=args.data_dir,
                     progress=not args.quiet)
     print_summary(summary)
+
+
+class _TrainHelp(argparse.Action):
+    """``deepzoo train RECIPE --help``: the usual help, then RECIPE's config keys, each with its default,
+    what it means and what it allows."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        name, recipe = getattr(namespace, "recipe", None), None
+        if name:
+            from deepzoo import recipes, schema
+            try:
+                recipe = recipes.get(name)
+            except DeepzooError as e:
+                parser.exit(2, f"deepzoo: error: {e}\n")
+        parser.print_help()
+        if recipe is not None:
+            print(f"\nconfig keys of {recipe.name} (--set KEY=VALUE), with their defaults:")
+            print("\n".join("  " + line for line in schema.for_recipe(recipe).table(recipe.full_defaults())))
+        parser.exit()
 
 
 def print_summary(s: dict) -> None:
@@ -134,9 +201,14 @@ def cmd_export(args) -> None:
     export(args.run_dir, args.format, out=args.out)
 
 
+def cmd_serve(args) -> None:
+    from deepzoo.serve import serve
+    serve(args.runs, host=args.host, port=args.port)
+
+
 def cmd_tour(args) -> None:
     from deepzoo.report.tour import tour
-    path = tour(quick=args.quick, out=args.out, data_dir=args.data_dir,
+    path = tour(quick=not args.full, out=args.out, data_dir=args.data_dir,
                 only=args.recipes.split(",") if args.recipes else None, progress=not args.quiet)
     print(f"tour report: {path}")
 
@@ -177,8 +249,9 @@ def cmd_experiment_degradation(args) -> None:
 
 def cmd_explain_receptive_field(args) -> None:
     from deepzoo.explain.receptive_field import explain
-    if args.channels < 1 or args.size < 1:
-        raise DeepzooError("--channels and --size must be positive")
+    if args.channels * args.size ** 2 > 2**24:      # one input image of 64 MB at most
+        raise DeepzooError(f"--channels x --size² must be at most {2**24:,} (one input of 64 MB), "
+                           f"got {args.channels} x {args.size}²")
     print(explain(args.target, channels=args.channels, size=args.size))
 
 
@@ -210,19 +283,38 @@ def cmd_data_fetch(args) -> None:
 # --- the parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="deepzoo", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="The classic deep-learning families, implemented cleanly on PyTorch: train them on "
                     "real data, compare with the published figures, then use your own data.")
     p.add_argument("--version", action="version", version=f"deepzoo {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    s = sub.add_parser("list", help="the recipes, their datasets and published reference figures")
+    s = sub.add_parser("list", help="the recipes: the figure each has reached beside its published reference",
+                       description="Each recipe's default-config figure (deepzoo/figures.json, written by the "
+                                   "benchmarks) beside its published reference, by family then name.")
+    s.add_argument("--wide", action="store_true", help="everything: sources, commands, machines, dates, variants")
+    s.add_argument("--json", action="store_true", help="the recipes, references and figures as JSON")
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("train", help="train a recipe into a new run folder",
+    s = sub.add_parser("runs", help="the run folders under FOLDER: settings, figure, time, state; --compare",
+                       description="A table of the run folders under FOLDER (default ./runs): the settings "
+                                   "changed from the recipe's defaults, the figure reached beside the reference, "
+                                   "training time, start date and state (finished, stopped, diverged, not "
+                                   "started). --compare RUN RUN ... plots their curves on one PNG and prints "
+                                   "them side by side.")
+    s.add_argument("folder", nargs="?", default="runs", metavar="FOLDER")
+    s.add_argument("--compare", nargs="+", metavar="RUN", help="run folders (paths, or names under FOLDER)")
+    s.add_argument("--out", metavar="FILE", help="the --compare plot (default FOLDER/compare.png)")
+    s.add_argument("--json", action="store_true", help="the table's rows as JSON")
+    s.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("train", help="train a recipe into a new run folder", add_help=False,
                        description="Train RECIPE. Options apply in order: --preset, --config, --set, "
-                                   "--epochs/--seed. --print-config shows every key --set accepts.")
+                                   "--epochs/--seed; every value is checked (type, range, choices) before "
+                                   "anything is written. `deepzoo train RECIPE --help` lists RECIPE's keys; "
+                                   "--print-config shows them with their values.")
+    s.add_argument("-h", "--help", action=_TrainHelp, help="show this help; after RECIPE, also its config keys")
     s.add_argument("recipe", help="a recipe name from `deepzoo list`")
     s.add_argument("--epochs", type=int, help="number of epochs (same as --set train.epochs=N)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -259,12 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true",
                    help="print each result as one line of JSON (the shape deepzoo.load(RUN).predict returns)")
     g = s.add_argument_group("generation (text models: gpt-shakespeare, transformer-multi30k)")
-    g.add_argument("--length", type=int, help="characters to generate (gpt-shakespeare; default 300)")
-    g.add_argument("--temperature", type=float,
+    g.add_argument("--length", type=_int_in(0, 1_000_000), help="characters to generate (gpt-shakespeare; default 300)")
+    g.add_argument("--temperature", type=_float_in(0, 100),
                    help="sampling temperature: 0 is greedy, <1 sharper, >1 flatter (default 0.8)")
-    g.add_argument("--top-k", type=int, help="sample only among the K most likely tokens (default 0: all)")
-    g.add_argument("--seed", type=int, help="random seed of the sampling (default 0)")
-    g.add_argument("--beam", type=int, help="beam width for translation (1: greedy; default: the run's model.beam)")
+    g.add_argument("--top-k", type=_int_in(0, 1_000_000), help="sample only among the K most likely tokens (default 0: all)")
+    g.add_argument("--seed", type=SEED, help="random seed of the sampling (default 0)")
+    g.add_argument("--beam", type=_int_in(1, 100), help="beam width for translation (1: greedy; default: the run's model.beam)")
     s.add_argument("--data-dir", metavar="DIR",
                    help="not needed: a run folder predicts alone. Only for a run made before deepzoo kept "
                         "RUN_DIR/inference/: its training data, to rebuild that folder once")
@@ -281,11 +373,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="FILE", help="where to write (default RUN_DIR/model.onnx or RUN_DIR/model.pt)")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("tour", help="train every recipe and write one HTML report",
-                       description="Train every recipe (with --quick: its small preset, on the samples "
-                                   "shipped in the package, in a few minutes) and write report.html with "
-                                   "each figure beside its published reference, and every plot.")
-    s.add_argument("--quick", action="store_true", help="quick presets on shipped data (no download)")
+    s = sub.add_parser("serve", help="a local web app and JSON API over trained runs (pip install -e '.[serve]')",
+                       description="Load each RUN once (a run folder, or a folder of runs such as a tour's) and "
+                                   "serve them: an index page, one page per run made for its family, and a JSON "
+                                   "API (POST /api/runs/NAME/predict takes and gives what deepzoo predict --json "
+                                   "does; /docs describes it). It reads only these folders: no request names a "
+                                   "file. Ctrl-C stops it.")
+    s.add_argument("runs", nargs="+", metavar="RUN", help="a run folder, or a folder of runs (every run under it)")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
+    s.add_argument("--port", type=_int_in(0, 65535), default=8000, help="default 8000 (0: any free port)")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("tour", help="train every recipe (quick presets) and write one HTML report",
+                       description="Train every recipe (by default its quick preset, on the samples shipped "
+                                   "in the package: minutes, no download; --full: the default configs on the "
+                                   "full datasets) and write report.html: each figure beside the same figure "
+                                   "for a model that learned nothing, what each model does (its predictions, "
+                                   "samples, policy), and the training curves. A recipe that fails is "
+                                   "reported there and the tour goes on; the exit status is then 2.")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="quick presets on shipped data, no download (the default)")
+    g.add_argument("--full", action="store_true", help="the default configs on the full datasets (deepzoo data fetch)")
     s.add_argument("--out", metavar="DIR", help="report folder (default runs/tour-TIMESTAMP)")
     s.add_argument("--recipes", metavar="A,B", help="only these recipes")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -299,9 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "against the distance T - t, for RNN, GRU and LSTM at initialisation "
                                     "(log-scale plot and a table).")
     s.add_argument("--out", default="runs/experiment-vanishing", metavar="DIR")
-    s.add_argument("--seq-len", type=int, default=100)
-    s.add_argument("--hidden", type=int, default=64)
-    s.add_argument("--seeds", type=int, default=3)
+    s.add_argument("--seq-len", type=_int_in(1, 100_000), default=100)
+    s.add_argument("--hidden", type=_int_in(1, 65536), default=64)
+    s.add_argument("--seeds", type=_int_in(1, 1000), default=3)
     s.add_argument("--impl", choices=["torch", "scratch"], default="torch")
     s.set_defaults(func=cmd_experiment_vanishing)
     s = esub.add_parser("cnn-vs-rnn", help="TextCNN vs RNN/GRU/LSTM/BiLSTM: parameters, sentences/s, accuracy",
@@ -309,10 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "optimiser, epochs and seed; report parameters, training and inference "
                                     "sentences per second and accuracy (bar plot and a table).")
     s.add_argument("--dataset", choices=["sst2", "chnsenticorp"], default="sst2")
-    s.add_argument("--epochs", type=int, default=3, help="epochs for every network (default 3)")
+    s.add_argument("--epochs", type=_int_in(1, 10_000), default=3, help="epochs for every network (default 3)")
     s.add_argument("--quick", action="store_true", help="the small samples shipped in the package")
-    s.add_argument("--embed-dim", type=int, default=128, help="embedding size, the same for every net")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--embed-dim", type=_int_in(1, 65536), default=128, help="embedding size, the same for every net")
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--out", default="runs/experiment-cnn-vs-rnn", metavar="DIR")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_dir(s)
@@ -322,10 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train a 2-layer LSTM and a 2-layer causal Transformer language model "
                                     "of the same width on batches of longer and longer sequences; report "
                                     "training tokens per second for each (log-log plot and a table).")
-    s.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512], metavar="L")
-    s.add_argument("--batch", type=int, default=16, help="sequences per batch (default 16)")
-    s.add_argument("--width", type=int, default=128, help="model width of both nets (default 128)")
-    s.add_argument("--steps", type=int, default=5, help="timed training steps per point (default 5)")
+    s.add_argument("--lengths", type=_int_in(1, 100_000), nargs="+", default=[16, 32, 64, 128, 256, 512], metavar="L")
+    s.add_argument("--batch", type=_int_in(1, 1_000_000), default=16, help="sequences per batch (default 16)")
+    s.add_argument("--width", type=_int_in(1, 65536), default=128, help="model width of both nets (default 128)")
+    s.add_argument("--steps", type=_int_in(1, 1_000_000), default=5, help="timed training steps per point (default 5)")
     s.add_argument("--out", default="runs/experiment-seq-throughput", metavar="DIR")
     s.set_defaults(func=cmd_experiment_seq_throughput)
 
@@ -333,12 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train plain-20, plain-56, ResNet-20 and ResNet-56 with the same data, "
                                     "epochs, schedule and seed; plot training error (dashed) and test error "
                                     "(solid) per epoch, plain nets left, ResNets right, and print a table.")
-    s.add_argument("--epochs", type=int, help="epochs for every net (default 8; 3 with --quick)")
-    s.add_argument("--train-size", type=int, default=10000,
+    s.add_argument("--epochs", type=_int_in(1, 10_000), help="epochs for every net (default 8; 3 with --quick)")
+    s.add_argument("--train-size", type=_int_in(0, 10_000_000), default=10000,
                    help="train on the first N training images (default 10000; 0: all; --quick uses the "
                         "whole packaged sample)")
     s.add_argument("--quick", action="store_true", help="the small sample shipped in the package")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--out", default="runs/experiment-degradation", metavar="DIR")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_dir(s)
@@ -357,8 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "channels, stride S; poolK[sS]: max-pool)\n"
                                "  7x7-vs-3x3          the notes' comparison: one 7x7 conv vs three 3x3 convs")
     s.add_argument("target", metavar="TARGET")
-    s.add_argument("--channels", type=int, default=64, help="C, the channels of a spec's layers and of 7x7-vs-3x3 (default 64)")
-    s.add_argument("--size", type=int, default=32, help="input height and width for a spec (default 32)")
+    s.add_argument("--channels", type=_int_in(1, 512), default=64, help="C, the channels of a spec's layers and of 7x7-vs-3x3 (default 64)")
+    s.add_argument("--size", type=_int_in(1, 4096), default=32, help="input height and width for a spec (default 32)")
     s.set_defaults(func=cmd_explain_receptive_field)
     s = xsub.add_parser("graph", help="the computation graph of an expression, with values and gradients",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -374,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("expression", metavar="EXPRESSION", nargs="?",
                    help="default: micrograd's neuron, tanh(w1*x1 + w2*x2 + b)")
     s.add_argument("--values", metavar="NAME=X,...", help="values of the names (others: random, --seed)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--out", metavar="FILE", help="also write the graph: .dot, or .png / .svg with Graphviz")
     s.set_defaults(func=cmd_explain_graph)
 
@@ -392,22 +501,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(e: Exception | str) -> str:
+    """An error's text on one line, even when it quotes a name that holds a line break (a path, a word)."""
+    return str(e).replace("\r", "\\r").replace("\n", "\\n")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose error line stays one line when it quotes an argument holding a line break."""
+
+    def error(self, message: str):
+        super().error(_one_line(message))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except TrainingDiverged as e:
-        print(f"deepzoo: error: {e}", file=sys.stderr)
+        print(f"deepzoo: error: {_one_line(e)}", file=sys.stderr)
         return 3
     except DeepzooError as e:
-        print(f"deepzoo: error: {e}", file=sys.stderr)
+        print(f"deepzoo: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:             # a file the system will not read or write: a name too long, no space, ...
+        if isinstance(e, BrokenPipeError):   # the output was piped into a reader that stopped early (head, less)
+            sys.stderr.close()
+            return 0
+        from deepzoo.config import show
+        where = f"{show(e.filename, 80)}: " if e.filename else ""
+        print(f"deepzoo: error: {where}{_one_line(e.strerror or e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("deepzoo: interrupted; a run can be continued with `deepzoo resume RUN_DIR`", file=sys.stderr)
         return 130
-    except BrokenPipeError:          # the output was piped into a reader that stopped early (head, less)
-        sys.stderr.close()
-        return 0
     return 0
 
 

@@ -116,16 +116,22 @@ def _batch_dim(names: tuple, axis_name: str = "batch") -> dict:
 
 
 def _image_classifier(task, cfg) -> Spec:
-    if cfg["recipe"].endswith("-cifar10"):
+    own = task.context.get("input")      # a run on your own images (data.path): their shape, no dataset to read
+    if own is not None:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(100, own["channels"], own["height"], own["width"], generator=g)
+        what = f"random {own['channels']}x{own['height']}x{own['width']} inputs (the run trained on its own images)"
+    elif cfg["recipe"].endswith("-cifar10"):
         from deepzoo.data.cifar import load_cifar10, to_tensor
-        x, what = to_tensor(load_cifar10(None, sample=True)["test"][0][:100]), "CIFAR-10 test images"
+        x = to_tensor(load_cifar10(None, sample=True)["test"][0][:100])
+        what = "CIFAR-10 test images (the package's sample)"
     else:
         from deepzoo.data.mnist import load_mnist
         from deepzoo.recipes.mnist import to_tensor
-        x, what = to_tensor(load_mnist(None, sample=True)["test"][0][:100]), "MNIST test digits"
+        x, what = to_tensor(load_mnist(None, sample=True)["test"][0][:100]), "MNIST test digits (the package's sample)"
     model = task.model
     return Spec("image classifier", model, ("image",), ("logits",), _batch_dim(("image", "logits")),
-                (x[:2],), _checks(model, [(b,) for b in _chunks(x)]), f"100 {what} (the package's sample)")
+                (x[:2],), _checks(model, [(b,) for b in _chunks(x)]), f"100 {what}")
 
 
 def _tabular(task, cfg) -> Spec:

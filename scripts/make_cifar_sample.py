@@ -25,7 +25,7 @@ from deepzoo.data import registry  # noqa: E402
 from deepzoo.data.cifar import LABEL_NAMES, SAMPLE, load_cifar10  # noqa: E402
 from deepzoo.errors import DeepzooError  # noqa: E402
 
-N_TRAIN, N_TEST = 500, 100
+N_TRAIN, N_TEST = 500, 500
 
 
 def main(argv: list[str] | None = None) -> int:

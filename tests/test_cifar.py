@@ -308,7 +308,7 @@ def test_npz_errors_name_the_array(tmp_path):
 
 def test_packaged_sample_loads():
     data = cifar.load_cifar10(sample=True)
-    assert data["train"][0].shape == (500, 32, 32, 3) and data["test"][0].shape == (100, 32, 32, 3)
+    assert data["train"][0].shape == (500, 32, 32, 3) and data["test"][0].shape == (500, 32, 32, 3)
     assert set(np.unique(data["train"][1])) == set(range(10))
 
 
@@ -320,7 +320,7 @@ def test_shared_npz_matches_its_manifest(shared_data):
     assert data["test"][1][:5].tolist() == [3, 8, 8, 0, 6]  # the canonical test labels
     # the sample is the first images of it
     sample = cifar.load_cifar10(sample=True)
-    for split, n in (("train", 500), ("test", 100)):
+    for split, n in (("train", 500), ("test", 500)):
         assert np.array_equal(sample[split][0], data[split][0][:n])
         assert np.array_equal(sample[split][1], data[split][1][:n])
 

@@ -210,11 +210,27 @@ def test_self_attention_block_matches_torch_multihead_attention():
 def test_ddpm_quick_trains_and_predict_writes_the_denoising_strip(tmp_path, quick_tour):
     run = quick_tour / "ddpm-mnist"                       # the tour's run of the quick preset
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    assert rows[-1]["train_loss"] < rows[0]["train_loss"] < 1.5
+    # eps ~ N(0, I): predicting no noise at all scores an MSE of 1; one quick epoch already does much better
+    assert rows[-1]["train_loss"] < 0.8
     (result,) = predict(run, [str(tmp_path / "s.png")])
     assert [p.split("/")[-1] for p in result["wrote"]] == ["s.png", "s-denoising.png"]
     with pytest.raises(DeepzooError, match="eval.sample_steps"):
         train("ddpm-mnist", preset="quick", out=tmp_path / "bad", sets=["eval.sample_steps=0"], **quiet)
+
+
+def test_linear_schedule_refuses_too_few_steps(tmp_path, capsys):
+    """Ho et al.'s linear betas scaled by 1000/T end at 20/T: for T <= 20 they would pass 1."""
+    from deepzoo.cli import main
+    out = tmp_path / "run"
+    assert main(["train", "ddpm-mnist", "--preset", "quick", "--set", "model.steps=20", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "deepzoo: error: --set: the linear schedule scales Ho et al.'s betas by 1000/T, so its last beta 20/T "
+        "passes 1 unless model.steps > 20; use model.schedule = cosine for fewer steps, got model.schedule = "
+        "'linear', model.steps = 20")
+    assert not out.exists()
+    with pytest.raises(DeepzooError, match="more than 20 steps"):
+        Diffusion(steps=20, schedule="linear", width=8)
+    assert Diffusion(steps=10, schedule="cosine", width=8).betas.max() <= 0.999
 
 
 def test_ema_weights_follow_the_moving_average_and_sample():

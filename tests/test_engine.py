@@ -107,6 +107,44 @@ def test_early_stopping_and_checkpoint_pruning(tmp_path):
     assert checkpoint.read_latest(tmp_path / "checkpoints") == {"last": "epoch-0003", "best": "epoch-0001"}
 
 
+def test_best_epoch_follows_the_metric_class_direction_not_its_name(tmp_path):
+    """The best epoch is picked the way the monitored metric's class declares: a new metric named like an
+    accuracy but declared lower-is-better is minimised; an undeclared monitor is an error, never a guess."""
+    from deepzoo.errors import DeepzooError
+    from deepzoo.train.engine import maximises
+    from deepzoo.train.metrics import Metric
+
+    class Epoch(Metric):                 # the epoch number itself: 1, 2, 3 ... grows every epoch
+        name, higher_is_better = "score_acc", False
+        count = 0
+
+        def reset(self):
+            pass
+
+        def update(self, output, target):
+            pass
+
+        def compute(self):
+            return float(Epoch.count)
+
+    assert maximises("val_acc", [Accuracy]) and not maximises("val_rmse", [RMSE]) and not maximises("val_loss", [])
+    assert not maximises("val_score_acc", [Epoch])
+    with pytest.raises(DeepzooError, match="'val_bleu', is neither a loss nor one of this task's metrics"):
+        maximises("val_bleu", [Accuracy])
+    task = _toy_task()
+    task.metrics, task.monitor = [Epoch], "val_score_acc"
+    trainer = Trainer(task, _cfg(epochs=3), tmp_path, progress=False, log=lambda s: None)
+    original = trainer.evaluate
+
+    def counting(batches, split):
+        Epoch.count += split == "val"
+        return original(batches, split)
+    trainer.evaluate = counting
+    trainer.fit()
+    assert trainer.best_epoch == 1          # 1 < 2 < 3: the smallest, because the class says lower is better
+    # (a guess from the name's suffix, 'acc', would have kept epoch 3)
+
+
 def test_in_process_resume_is_bit_identical(tmp_path):
     full = Trainer(_toy_task(), _cfg(epochs=4), tmp_path / "a", progress=False, log=lambda s: None)
     full.fit()

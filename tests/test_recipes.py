@@ -73,7 +73,7 @@ def test_a_run_made_before_a_key_existed_still_loads(tmp_path):
     """config.json of an older deepzoo lacks keys added since (train.precision): they take their defaults."""
     import json
 
-    from deepzoo.train.run import evaluate, read_run
+    from deepzoo.train.run import evaluate, read_run, resume
     run = tmp_path / "old"
     train("logreg-binary", preset="quick", out=run, progress=False, log=lambda m: None)
     meta = json.loads((run / "config.json").read_text())
@@ -81,3 +81,4 @@ def test_a_run_made_before_a_key_existed_still_loads(tmp_path):
     (run / "config.json").write_text(json.dumps(meta))
     assert read_run(run)[3]["train"]["precision"] == "fp32"
     assert "test_acc" in evaluate(run)["results"]
+    assert resume(run, progress=False, log=lambda m: None)["epochs_run"] == 20     # finished: nothing more to do

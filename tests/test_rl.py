@@ -31,7 +31,7 @@ class Chain(gym.Env):
 def test_q_learning_converges_to_the_bellman_values():
     # Q(0, 1) = 1 (terminal: no bootstrap); Q(0, 0) = 0 + γ max Q(0, ·) = γ
     q = qlearning.train(gym.wrappers.TimeLimit(Chain(), 20), episodes=3000, gamma=0.9, lr=(0.5, 0.5, 1.0),
-                        epsilon=(1.0, 1.0, 1.0), seed=0)
+                        eps=(1.0, 1.0, 1.0), seed=0)
     # a convergence band, not a rounding one: each update (lr 0.5, gamma 0.9) shrinks the error by a
     # factor <= 0.95, and thousands of updates take it to float64 rounding (seen: 1e-16); NumPy scalar
     # arithmetic, the same on every CPU
@@ -41,7 +41,7 @@ def test_q_learning_converges_to_the_bellman_values():
 def test_truncation_bootstraps_but_termination_does_not():
     # reward 1 forever, cut every 5 steps by the time limit: the fixed point is 1 / (1 - γ) = 10, not <= 5
     env = gym.wrappers.TimeLimit(Chain(loop_reward=1.0, terminal_action=False), 5)
-    q = qlearning.train(env, episodes=3000, gamma=0.9, lr=(0.5, 0.5, 1.0), epsilon=(1.0, 1.0, 1.0), seed=0)
+    q = qlearning.train(env, episodes=3000, gamma=0.9, lr=(0.5, 0.5, 1.0), eps=(1.0, 1.0, 1.0), seed=0)
     np.testing.assert_allclose(q[0], [10.0, 10.0], atol=1e-2)   # converged as above (seen: 2e-14 off)
 
 
@@ -135,6 +135,26 @@ def test_qlearning_frozenlake_meets_the_threshold(tmp_path):
     assert policy["policy"].count("H") == 4 and policy["policy"].endswith("G")
     (played,) = predict(tmp_path / "run", ["50"])
     assert played["episodes"] == 50 and 0 <= played["success_rate"] <= 1
+
+
+def test_a_run_made_with_the_old_epsilon_names_still_loads(tmp_path):
+    """Q-learning called agent.eps_start / eps_end / eps_fraction epsilon / epsilon_end / decay_fraction (which
+    also drove α, now agent.lr_fraction): a run folder written then is read with the new names."""
+    import json
+
+    from deepzoo.train.run import evaluate, predict, read_run, train
+    run = tmp_path / "run"
+    train("qlearning-frozenlake", preset="quick", out=run, progress=False, log=quiet)
+    before = evaluate(run)["results"]
+    meta = json.loads((run / "config.json").read_text())
+    agent = meta["config"]["agent"]
+    assert agent["lr_fraction"] == agent["eps_fraction"] == 0.8
+    meta["config"]["agent"] = {"gamma": agent["gamma"], "lr": agent["lr"], "lr_end": agent["lr_end"],
+                               "epsilon": agent["eps_start"], "epsilon_end": agent["eps_end"], "decay_fraction": 0.8}
+    (run / "config.json").write_text(json.dumps(meta))
+    assert read_run(run)[3]["agent"] == agent
+    assert evaluate(run)["results"] == before
+    assert predict(run, ["20"])[0]["episodes"] == 20
 
 
 def test_qlearning_taxi_learns_the_optimal_policy(tmp_path):

@@ -98,14 +98,16 @@ def test_quick_preset_learns_and_predicts(name, quick_tour):
 
 def test_user_csv_end_to_end_and_malformed_csv(tmp_path):
     good = tmp_path / "reviews.csv"
-    rows = [("great food , fast delivery", "pos"), ("cold and late , never again", "neg")] * 40
+    # numbered, so the rows differ: the 80/10/10 cut keeps identical texts together (one part for all 40)
+    rows = [row for i in range(40) for row in ((f"great food , fast delivery {i}", "pos"),
+                                                (f"cold and late , never again {i}", "neg"))]
     good.write_text("review,label\n" + "".join(f'"{t}",{l}\n' for t, l in rows), encoding="utf-8")
     out = tmp_path / "run"
     run_deepzoo("train", "lstm-text", "--set", f"data.path={good}", "--set", "data.text_column=review",
                 "--set", "data.label_column=label", "--set", "data.tokenizer=en", "--epochs", "4",
                 "--out", str(out), "--quiet", check=True)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["value"] == 1.0, "two distinct sentences repeated must be learnt exactly"
+    assert summary["value"] == 1.0, "two sentences repeated (with a number) must be learnt exactly"
     pred = run_deepzoo("predict", str(out), "cold and late", "--json", check=True).stdout
     assert json.loads(pred.splitlines()[-1])["class"] == "neg"
 

@@ -118,6 +118,8 @@ def to_text(output: Tensor) -> str:
         left = names[id(node)] if not node.parents else \
             f"{names[id(node)]} = {node.op}({', '.join(names[id(p)] for p in node.parents)})"
         rows.append((left, _fmt(node.data), _fmt(node.grad)))
+    if not rows:                                          # the expression is a number: L itself
+        rows.append(("L", _fmt(output.data), _fmt(output.grad)))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'node':{width}s}   {'value':>10s}   {'dL/dnode':>10s}"]
     lines += [f"{a:{width}s}   {v:>10s}   {g:>10s}" for a, v, g in rows]

@@ -162,6 +162,18 @@ def load_path(path: str | os.PathLike) -> dict:
     return load_archive(path)
 
 
+def canonical_path(path: str | os.PathLike) -> bool:
+    """Whether ``data.path`` is CIFAR-10 in a canonical layout (:func:`load_path` reads it: the pickles'
+    folder, the folder above it, the archive or one batch) rather than your own images
+    (deepzoo/data/images.py: class folders, IDX files, an .npz)."""
+    path = Path(path)
+    if path.is_dir():
+        return any((folder / name).is_file() for folder in (path, path / PICKLE_FOLDER)
+                   for name in TRAIN_BATCHES + (TEST_BATCH,))
+    return path.is_file() and path.suffix.lower() != ".npz" and (
+        path.name in TRAIN_BATCHES + (TEST_BATCH,) or tarfile.is_tarfile(path))
+
+
 def load_cifar10(data_dir=None, path=None, sample: bool = False) -> dict:
     """CIFAR-10 as ``{"train": (x, y), "test": (x, y), "source": where}``.
 

@@ -1,14 +1,16 @@
-"""Graphs for node classification: the Planetoid files (Cora) and the user's own CSV files.
+"""Graphs for node classification: the Planetoid files (Cora, CiteSeer, PubMed) and the user's own CSV files.
 
 Both loaders return a :class:`Graph`: node features, an undirected edge list (each edge in both
 directions, no self-loops, no duplicates), a label per node (-1 where a node has none) and the node
 indices of the train / validation / test splits.
 
 The Planetoid format (Yang et al. 2016, read by Kipf's GCN code and torch_geometric) is eight pickles,
-``ind.cora.{x,tx,allx,y,ty,ally,graph,test.index}``. The standard split: the first 140 nodes (``y``)
-train, the next 500 validate, the 1,000 nodes of ``test.index`` test. The pickles were written by
-Python 2 with scipy; they are read here by an unpickler that rebuilds only numpy arrays, CSR matrices
-(as plain fields, so scipy is not needed) and the adjacency dict; anything else is refused.
+``ind.NAME.{x,tx,allx,y,ty,ally,graph,test.index}`` (NAME: cora, citeseer, pubmed). The standard split:
+the first len(y) nodes train (Cora 140, CiteSeer 120, PubMed 60), the next 500 validate, the 1,000 nodes of
+``test.index`` test; CiteSeer's ``test.index`` has gaps, filled as PyG and Kipf fill them (see
+:func:`load_planetoid`). The pickles were written by Python 2 with scipy; they are read here by an
+unpickler that rebuilds only numpy arrays, CSR matrices (as plain fields, so scipy is not needed) and the
+adjacency dict; anything else is refused.
 
 The user's graph is up to three CSV files, each with a header row:
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import pickle
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,12 +85,14 @@ class _CSR:
         try:
             shape = tuple(int(s) for s in self.__dict__.get("_shape", self.__dict__.get("shape")))
             data, indices, indptr = (np.asarray(self.__dict__[k]) for k in ("data", "indices", "indptr"))
-            out = np.zeros(shape, dtype=np.float32)
+            # summed in float64, then rounded once to float32: scipy's todense() then PyG's .to(float),
+            # also where a (non-canonical) matrix stores an entry twice
+            out = np.zeros(shape, dtype=np.float64)
             rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
-            out[rows, indices] = data
+            np.add.at(out, (rows, indices), data.astype(np.float64))
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise DeepzooError(f"{where}: not a valid CSR matrix ({e})") from None
-        return out
+        return out.astype(np.float32)
 
 
 class _PlanetoidUnpickler(pickle.Unpickler):
@@ -104,8 +109,25 @@ class _PlanetoidUnpickler(pickle.Unpickler):
             return defaultdict
         if (module, name) in (("__builtin__", "list"), ("builtins", "list")):
             return list
+        if (module, name) == ("_codecs", "encode"):     # Python 3's protocol-2 pickles store bytes so
+            return _latin1
+        if (module, name) in (("__builtin__", "bytes"), ("builtins", "bytes")):   # ... and b"" so
+            return _empty_bytes
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} (a Planetoid file holds only arrays, "
                                      f"sparse matrices and an adjacency dict)")
+
+
+def _latin1(text, encoding="latin1"):
+    """``_codecs.encode`` as a pickle of bytes uses it (text -> bytes, latin1 only); nothing else is allowed."""
+    if encoding != "latin1" or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode(..., {encoding!r})")
+    return text.encode("latin1")
+
+
+def _empty_bytes(*args):
+    if args:
+        raise pickle.UnpicklingError("refusing bytes(...) with arguments")
+    return b""
 
 
 def _read_pickle(path: Path):
@@ -125,40 +147,84 @@ def _matrix(obj, path: Path) -> np.ndarray:
     raise DeepzooError(f"{path}: expected a 2-D matrix, found {type(obj).__name__}")
 
 
-def load_planetoid(folder: str | Path, name: str = "cora") -> Graph:
-    """The Planetoid files ``ind.NAME.*`` in ``folder``, with the standard split (Kipf & Welling 2017)."""
-    folder = Path(folder)
-    parts = {}
-    for part in PLANETOID_PARTS:
-        path = folder / f"ind.{name}.{part}"
-        if not path.is_file():
-            raise DeepzooError(f"{path} is missing (a Planetoid dataset is the eight files ind.{name}.*)")
-        parts[part] = _read_pickle(path)
-    index_path = folder / f"ind.{name}.test.index"
+def planetoid_names(folder: str | Path) -> list[str]:
+    """The names NAME of the Planetoid datasets in ``folder`` (those with an ``ind.NAME.graph`` file)."""
     try:
-        test_index = np.array([int(line) for line in index_path.read_text().split()], dtype=np.int64)
-    except FileNotFoundError:
-        raise DeepzooError(f"{index_path} is missing") from None
-    except ValueError as e:
-        raise DeepzooError(f"{index_path}: every line must be a node index ({e})") from None
+        return sorted(p.name[4:-6] for p in Path(folder).glob("ind.*.graph") if p.is_file())
+    except OSError:
+        return []
+
+
+def load_planetoid(folder: str | Path, name: str = "cora") -> Graph:
+    """The Planetoid files ``ind.NAME.*`` in ``folder``, with the standard split (Kipf & Welling 2017), read
+    as torch_geometric's ``Planetoid`` and Kipf's ``load_data`` read them.
+
+    Node order: the ``allx`` rows are nodes 0..len(allx)-1; row k of ``tx`` / ``ty`` is node
+    ``test.index[k]``. The test nodes are meant to fill len(allx)..N-1, but CiteSeer's ``test.index`` has
+    gaps (15 nodes isolated in the citation graph were left out of it): as PyG and Kipf do, the nodes span
+    len(allx)..max(test.index), and a node in that span that ``test.index`` does not list has an all-zero
+    feature row and no label (-1 here; PyG says 0) and belongs to no split. Splits: train the first
+    len(y) nodes, val the next 500, test the nodes of ``test.index``; a node without a label is left out
+    of its split (it cannot be scored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DeepzooError(f"{folder} is not a folder (data.path must be a folder of Planetoid files ind.NAME.*)")
 
     def path(part):
         return folder / f"ind.{name}.{part}"
-    allx, tx = _matrix(parts["allx"], path("allx")), _matrix(parts["tx"], path("tx"))
-    ally, ty = (np.asarray(parts[p], dtype=np.float32) for p in ("ally", "ty"))
-    n_train = len(np.asarray(parts["y"]))
-    if allx.shape[1] != tx.shape[1] or len(allx) != len(ally) or len(tx) != len(ty) or len(tx) != len(test_index):
-        raise DeepzooError(f"{folder}: ind.{name}.* disagree in shape (allx {allx.shape}, ally {ally.shape}, "
-                           f"tx {tx.shape}, ty {ty.shape}, test.index {len(test_index)})")
-    n = len(allx) + len(tx)
-    if test_index.min() < len(allx) or test_index.max() >= n:
-        raise DeepzooError(f"{index_path}: test nodes must be {len(allx)}..{n - 1}, found "
-                           f"{test_index.min()}..{test_index.max()}")
-    # the test rows are stored in test.index order; put each at its node index
-    x, y = np.concatenate([allx, tx]), np.concatenate([ally, ty])
-    order = np.sort(test_index)
-    x[test_index], y[test_index] = x[order].copy(), y[order].copy()
-    labels = torch.from_numpy(np.where(y.sum(1) > 0, y.argmax(1), -1).astype(np.int64))
+    parts = {}
+    for part in (*PLANETOID_PARTS, "test.index"):
+        if not path(part).is_file():
+            others = [n for n in planetoid_names(folder) if n != name]
+            every = ",".join((*PLANETOID_PARTS, "test.index"))
+            hint = (f"; this folder holds Planetoid {', '.join(others)}: set data.name to {others[0]!r}" if others
+                    else f" (a Planetoid dataset is the eight files ind.{name}.{{{every}}})")
+            raise DeepzooError(f"{path(part)} is missing{hint}")
+    for part in PLANETOID_PARTS:
+        parts[part] = _read_pickle(path(part))
+    index_path = path("test.index")
+    try:
+        test_index = np.array([int(line) for line in index_path.read_text().split()], dtype=np.int64)
+    except OSError as e:
+        raise DeepzooError(f"cannot read {index_path}: {e.strerror or e}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DeepzooError(f"{index_path}: every line must be a node index ({e})") from None
+
+    m = {p: _matrix(parts[p], path(p)) for p in ("x", "y", "tx", "ty", "allx", "ally")}
+    for a, b, what in (("x", "y", "a training node's features and its label"),
+                       ("allx", "ally", "a node's features and its label"),
+                       ("tx", "ty", "a test node's features and its label")):
+        if len(m[a]) != len(m[b]):
+            raise DeepzooError(f"{path(a)} has {len(m[a])} rows but {path(b)} has {len(m[b])} (each row pairs "
+                               f"{what})")
+    if len(m["tx"]) != len(test_index):
+        raise DeepzooError(f"{path('tx')} has {len(m['tx'])} rows but {index_path} lists {len(test_index)} nodes "
+                           f"(one row per test node)")
+    for a, b, what in (("x", "allx", "feature"), ("tx", "allx", "feature"), ("y", "ally", "class"),
+                       ("ty", "ally", "class")):
+        if m[a].shape[1] != m[b].shape[1]:
+            raise DeepzooError(f"{path(a)} has {m[a].shape[1]} {what} columns but {path(b)} has {m[b].shape[1]}")
+    n_all, n_train = len(m["allx"]), len(m["y"])
+    if n_train > n_all:
+        raise DeepzooError(f"{path('y')} has {n_train} rows, more than the {n_all} of {path('allx')} (the training "
+                           f"nodes are the first rows of allx)")
+    if len(test_index) == 0:
+        raise DeepzooError(f"{index_path} lists no test nodes")
+    uniq, counts = np.unique(test_index, return_counts=True)
+    if (counts > 1).any():
+        raise DeepzooError(f"{index_path}: node {uniq[counts > 1][0]} is listed {counts[counts > 1][0]} times")
+    if test_index.min() != n_all:
+        raise DeepzooError(f"{index_path}: the test nodes must start right after the {n_all} rows of "
+                           f"{path('allx')}, at node {n_all}; the smallest is {test_index.min()}")
+
+    # the nodes span allx's rows, then len(allx)..max(test.index); test node test.index[k] takes row k of
+    # tx / ty; a node of the span that test.index skips keeps an all-zero row
+    n = int(test_index.max()) + 1
+    x = np.zeros((n, m["allx"].shape[1]), dtype=np.float32)
+    y = np.zeros((n, m["ally"].shape[1]), dtype=np.float32)
+    x[:n_all], y[:n_all] = m["allx"], m["ally"]
+    x[test_index], y[test_index] = m["tx"], m["ty"]
+    labels = np.where(y.sum(1) > 0, y.argmax(1), -1).astype(np.int64)
 
     graph = parts["graph"]
     if not isinstance(graph, dict):
@@ -169,22 +235,33 @@ def load_planetoid(folder: str | Path, name: str = "cora") -> Graph:
     except (TypeError, ValueError) as e:
         raise DeepzooError(f"{path('graph')}: node ids must be integers ({e})") from None
     if len(src) and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
-        raise DeepzooError(f"{path('graph')}: node ids must be 0..{n - 1}")
-    splits = {"train": torch.arange(n_train), "val": torch.arange(n_train, n_train + 500),
-              "test": torch.from_numpy(order)}
-    return Graph(features=torch.from_numpy(x), edge_index=undirected_edges(src, dst), labels=labels,
+        bad = int(src.max() if src.max() >= n or src.min() < 0 else dst.max() if dst.max() >= n else dst.min())
+        raise DeepzooError(f"{path('graph')}: node {bad} is out of range (allx and test.index give {n} nodes, "
+                           f"0..{n - 1})")
+
+    def labelled(idx):
+        idx = np.asarray(idx, dtype=np.int64)
+        return torch.from_numpy(idx[labels[idx] >= 0])
+    splits = {"train": labelled(np.arange(n_train)), "val": labelled(np.arange(n_train, min(n_train + 500, n_all))),
+              "test": labelled(np.sort(test_index))}
+    missing = n - n_all - len(test_index)
+    note = f"; {missing} nodes skipped by test.index: no features, no label" if missing else ""
+    return Graph(features=torch.from_numpy(x), edge_index=undirected_edges(src, dst), labels=torch.from_numpy(labels),
                  splits=splits, classes=[str(i) for i in range(y.shape[1])], node_ids=[str(i) for i in range(n)],
-                 source=f"Planetoid {name} ({folder})")
+                 source=f"Planetoid {name} ({folder}{note})")
 
 
 def find_planetoid(data_dir=None, sample: bool = False, name: str = "cora") -> Path:
     """The folder of the Planetoid files: the copy shipped in the package when ``sample``, else the
     registry's verified ``planetoid`` folder (``--data-dir``, ``$DEEPZOO_DATA``, the cache)."""
     if sample:
+        if name != "cora":
+            raise DeepzooError(f"data.sample: the packaged sample is Planetoid Cora only (data.name = {name!r}); "
+                               f"give the folder of the ind.{name}.* files as data.path")
         return registry.samples_dir() / "planetoid"
     if name != "cora":
-        raise DeepzooError(f"data.name: only Planetoid 'cora' is registered (got {name!r}); for another "
-                           f"Planetoid graph give its folder as data.path")
+        raise DeepzooError(f"data.name = {name!r}: only Planetoid Cora is registered (deepzoo data fetch "
+                           f"planetoid); give the folder of the ind.{name}.* files as data.path")
     return registry.locate("planetoid", data_dir)
 
 
@@ -372,7 +449,9 @@ def graph_from_tensors(tensors: dict, facts: dict, where: str, source: str = "")
         n, f = int(facts["nodes"]), int(facts["features"])
         if facts["layout"] == "csr":
             crow, col, values = (tensors[f"features.{k}"] for k in ("crow", "col", "values"))
-            x = torch.sparse_csr_tensor(crow.long(), col.long(), values, (n, f), check_invariants=True).to_dense()
+            with warnings.catch_warnings():     # "Sparse CSR tensor support is in beta": noise at predict time
+                warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)
+                x = torch.sparse_csr_tensor(crow.long(), col.long(), values, (n, f), check_invariants=True).to_dense()
         else:
             x = tensors["features"]
         edge_index, labels = tensors["edge_index"].long(), tensors["labels"].long()

@@ -325,7 +325,7 @@ def get(name: str) -> Dataset:
         pass
     close = difflib.get_close_matches(str(name), list(REGISTRY), n=1)
     hint = f"did you mean '{close[0]}'?" if close else f"known datasets: {', '.join(names())}"
-    raise DeepzooError(f"unknown dataset '{name}'; {hint} (deepzoo data list shows all)")
+    raise DeepzooError(f"unknown dataset {name!r}; {hint} (deepzoo data list shows all)")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ User mistakes (a missing column, a malformed row, a corrupt vocabulary file) rai
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -44,7 +45,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 
 from deepzoo.data import registry
-from deepzoo.data.batches import split as _random_split
+from deepzoo.data.batches import keyed_split
 from deepzoo.errors import DeepzooError
 from deepzoo.files import atomic_write_json
 
@@ -52,7 +53,7 @@ __all__ = [
     "PAD", "UNK", "EOS",
     "tokenize_en", "tokenize_zh", "get_tokenizer", "TOKENIZERS",
     "Vocab", "LabelMap",
-    "read_labelled", "read_utf8",
+    "read_labelled", "read_labelled_rows", "LabelledRows", "read_utf8", "split_labelled", "read_lm_file",
     "TextDataset", "load_sst2", "load_chnsenticorp", "load_waimai", "load_ptb",
     "encode_texts", "encode_stream", "TextBatches", "lm_batches", "bptt_windows",
 ]
@@ -130,10 +131,17 @@ def tokenize_zh(text: str, mode: str = "word") -> list[str]:
     of ASCII letters and digits (``wifi``, ``2m``) stays one token; every other character is its own.
     """
     if mode == "word":
-        return [t.lower() for t in _load_jieba().lcut(text) if not t.isspace() and t]
+        return list(_jieba_words(text))
     if mode == "char":
         return _ZH_CHAR.findall(text.lower())
     raise DeepzooError(f"tokenize_zh: unknown mode '{mode}' (choices: word, char)")
+
+
+@functools.lru_cache(maxsize=200_000)
+def _jieba_words(text: str) -> tuple[str, ...]:
+    """jieba's words of ``text``, remembered: segmenting is the slow part of reading Chinese text (about 3 ms
+    a review), and the tour and the experiments read the same files in several recipes of one process."""
+    return tuple(t.lower() for t in _load_jieba().lcut(text) if not t.isspace() and t)
 
 
 def _tokenize_zh_char(text: str) -> list[str]:
@@ -375,7 +383,7 @@ class LabelMap:
 
 
 # ----------------------------------------------------------------------------------------------
-# Reading labelled text from CSV / TSV
+# Reading labelled text from CSV / TSV / JSON lines
 # ----------------------------------------------------------------------------------------------
 
 
@@ -400,39 +408,80 @@ def read_utf8(path: str | os.PathLike) -> str:
         raise DeepzooError(f"{path}, line {line}: not valid UTF-8 (byte {e.start}); save the file as UTF-8") from None
 
 
+def _suffix(path: Path) -> str:
+    """The extension that tells the format, past a ``.gz``: ``train.tsv.gz`` -> ``.tsv``."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
+
+
+JSON_LINES = (".jsonl", ".ndjson", ".json")
+
+
 def _delimiter(path: Path, text: str, delimiter: str | None) -> str:
+    """The field delimiter, or ``"json"`` for JSON lines."""
     if delimiter is not None:
         return delimiter
-    suffix = path.suffix.lower()
+    suffix = _suffix(path)
+    if suffix in JSON_LINES:
+        return "json"
     if suffix == ".tsv":
         return "\t"
     if suffix == ".csv":
         return ","
+    if text.lstrip().startswith("{"):
+        return "json"
     try:
         return csv.Sniffer().sniff(text[:65536], delimiters=",\t;|").delimiter
     except csv.Error:
-        raise DeepzooError(f"{path}: cannot tell whether the file is CSV or TSV; name it .csv or .tsv "
-                           "or pass the delimiter") from None
+        raise DeepzooError(f"{path}: cannot tell whether the file is CSV, TSV or JSON lines; name it .csv, .tsv "
+                           "or .jsonl or pass the delimiter") from None
+
+
+@dataclass
+class LabelledRows:
+    """What :func:`read_labelled_rows` read: the texts, their labels (as the file spells them), the line
+    where each row starts, and how many bad rows were skipped."""
+
+    path: Path
+    texts: list[str]
+    labels: list[str]
+    lines: list[int]
+    skipped: int = 0
 
 
 def read_labelled(path: str | os.PathLike, text_column: str, label_column: str, delimiter: str | None = None,
                   skip_bad: bool = False) -> tuple[list[str], list[str], int]:
-    """``(texts, labels, skipped)`` from a CSV or TSV file with a header row.
+    """``(texts, labels, skipped)`` from a CSV or TSV file with a header row, or a JSON-lines file.
 
-    The delimiter comes from the extension (``.tsv`` tab, ``.csv`` comma), else it is guessed from the
-    content. CSV fields may be quoted, and a quoted field may hold the delimiter, doubled quotes and
-    newlines. TSV (tab) files are read without quoting, one record per line, as GLUE writes them: a
-    ``"`` there is an ordinary character. The file must be UTF-8; a byte-order mark is tolerated.
+    The format comes from the extension (``.tsv`` tab, ``.csv`` comma, ``.jsonl`` / ``.ndjson`` /
+    ``.json`` JSON lines; a ``.gz`` after it is decompressed), else from the content (JSON lines if it
+    starts with ``{``, else the delimiter is guessed). CSV fields may be quoted, and a quoted field may
+    hold the delimiter, doubled quotes and newlines. TSV (tab) files are read without quoting, one record
+    per line, as GLUE writes them: a ``"`` there is an ordinary character. JSON lines hold one object a
+    line, ``text_column`` and ``label_column`` being two of its keys (a number label such as ``1`` reads
+    as ``"1"``, as a CSV would give it). The file must be UTF-8; a byte-order mark is tolerated.
 
     Labels are returned as the strings in the file (see :class:`LabelMap`). A bad row -- fewer or more
-    fields than the header, an empty text or an empty label -- is an error naming the line where the
-    record starts, or, with ``skip_bad=True``, is left out and counted in ``skipped``. Blank lines are
-    ignored. Broken quoting (a quote never closed, text after a closing quote) is always an error: past
-    it, where one record ends and the next begins is anyone's guess.
+    fields than the header, an empty text or an empty label, a line that is not a JSON object -- is an
+    error naming the line where the record starts, or, with ``skip_bad=True``, is left out and counted in
+    ``skipped``. Blank lines are ignored. A missing column (in the header, or in the first JSON object)
+    is always an error, and so is broken CSV quoting (a quote never closed, text after a closing quote):
+    past it, where one record ends and the next begins is anyone's guess.
     """
+    rows = read_labelled_rows(path, text_column, label_column, delimiter, skip_bad)
+    return rows.texts, rows.labels, rows.skipped
+
+
+def read_labelled_rows(path: str | os.PathLike, text_column: str, label_column: str,
+                       delimiter: str | None = None, skip_bad: bool = False) -> LabelledRows:
+    """:func:`read_labelled`, with the line where each row starts (for errors about a row's content)."""
     path = Path(path)
     text = read_utf8(path)
     delim = _delimiter(path, text, delimiter)
+    if delim == "json":
+        return _read_json_lines(path, text, text_column, label_column, skip_bad)
     quoting = csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, quoting=quoting, strict=True)
     kind = "TSV" if delim == "\t" else "CSV"
@@ -461,7 +510,7 @@ def read_labelled(path: str | os.PathLike, text_column: str, label_column: str, 
                            f"the header has columns {', '.join(repr(h) for h in header)}")
     ti, li = header.index(text_column), header.index(label_column)
 
-    texts, labels, skipped = [], [], 0
+    rows = LabelledRows(path, [], [], [])
     while (item := next_row()) is not None:
         line, row = item
         if not row:
@@ -474,13 +523,72 @@ def read_labelled(path: str | os.PathLike, text_column: str, label_column: str, 
         elif not row[li].strip():
             problem = f"empty label in column '{label_column}'"
         else:
-            texts.append(row[ti])
-            labels.append(row[li].strip())
+            rows.texts.append(row[ti])
+            rows.labels.append(row[li].strip())
+            rows.lines.append(line)
             continue
         if not skip_bad:
             raise DeepzooError(f"{path}, line {line}: {problem}; fix or delete the row (or skip bad rows)")
-        skipped += 1
-    return texts, labels, skipped
+        rows.skipped += 1
+    return rows
+
+
+_JSON_TYPES = {str: "text", bool: "true/false", int: "a number", float: "a number", list: "a list",
+               dict: "an object", type(None): "null"}
+
+
+def _read_json_lines(path: Path, text: str, text_column: str, label_column: str, skip_bad: bool) -> LabelledRows:
+    """JSON lines: one object a line (a blank line is skipped). Lines are cut at ``\\n`` only: a JSON string
+    may hold U+2028, which ``str.splitlines`` would also cut at."""
+    if text.lstrip().startswith("["):
+        raise DeepzooError(f"{path}: one JSON array; give JSON lines instead, one object a line "
+                           f"(jq -c '.[]' {path.name} > {path.stem}.jsonl does it)")
+    rows, first = LabelledRows(path, [], [], []), True
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        label = None
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            problem = f"not valid JSON ({e.msg}, column {e.colno})"
+        else:
+            if not isinstance(obj, dict):
+                problem = f"expected a JSON object {{...}}, got {_JSON_TYPES.get(type(obj), type(obj).__name__)}"
+            elif text_column not in obj or label_column not in obj:
+                missing = " or ".join(repr(k) for k in (text_column, label_column) if k not in obj)
+                problem = f"no key {missing}; the object has keys {', '.join(repr(k) for k in obj) or 'none'}"
+                if first:  # the first object shows the file's keys: a wrong key name, not a bad row
+                    raise DeepzooError(f"{path}, line {number}: {problem}")
+            else:
+                value, raw = obj[text_column], obj[label_column]
+                if isinstance(raw, str):
+                    label = raw.strip()
+                elif isinstance(raw, (bool, int)) or (isinstance(raw, float) and math.isfinite(raw)):
+                    label = json.dumps(raw)  # 1 -> "1", true -> "true": the label a CSV would give
+                if not isinstance(value, str):
+                    problem = f"key '{text_column}' holds {_JSON_TYPES.get(type(value), 'a value')}, not text"
+                elif not value.strip():
+                    problem = f"empty text in key '{text_column}'"
+                elif label is None:
+                    problem = (f"key '{label_column}' holds {_JSON_TYPES.get(type(raw), 'a value')}; "
+                               "a label is text or a number")
+                elif not label:
+                    problem = f"empty label in key '{label_column}'"
+                else:
+                    rows.texts.append(value)
+                    rows.labels.append(label)
+                    rows.lines.append(number)
+                    first = False
+                    continue
+        first = False
+        if not skip_bad:
+            raise DeepzooError(f"{path}, line {number}: {problem}; fix or delete the row (or skip bad rows)")
+        rows.skipped += 1
+    if first and not rows.skipped:
+        raise DeepzooError(f"{path} is empty; expected JSON lines, one object a line with the keys "
+                           f"'{text_column}' and '{label_column}'")
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -530,22 +638,30 @@ def load_sst2(data_dir: str | os.PathLike | None = None) -> TextDataset:
     return TextDataset(splits, label_map, dropped, folder)
 
 
-def _split_801010(texts: list[str], labels: list[int], seed: int) -> dict[str, tuple[list[str], list[int]]]:
-    """80 / 10 / 10 train / dev / test by a permutation drawn from ``torch.Generator().manual_seed(seed)``
-    (rounded sizes, test takes the rest); each part keeps the file's order."""
-    parts = _random_split(len(texts), (0.8, 0.1), seed)
-    out = {}
-    for name, idx in zip(("train", "dev", "test"), parts):
-        idx = sorted(idx.tolist())
-        out[name] = ([texts[i] for i in idx], [labels[i] for i in idx])
-    return out
+SPLIT_801010 = (("train", 0.8), ("dev", 0.1), ("test", 0.1))
+
+
+def split_labelled(texts: list[str], labels: list, seed: int,
+                   parts: Sequence[tuple[str, float]] = SPLIT_801010) -> dict[str, tuple[list[str], list]]:
+    """``{part: (texts, labels)}``, each row in the part that :func:`~deepzoo.data.batches.keyed_split`
+    gives its text under ``seed`` (80/10/10 train / dev / test unless ``parts`` says otherwise); each part
+    keeps the file's order.
+
+    The one split of every labelled-text door: the named Chinese datasets, their packaged samples (rows of
+    the full files, so a sample's row lands in the part it has in the full file), a user's one file
+    (``data.path``) and the validation part cut from a user's training file (``data.train_path``). A row's
+    part is a function of its text and the seed alone, so identical texts share a part; the sizes are
+    close to the fractions, not exact.
+    """
+    idx = keyed_split(texts, [f for _, f in parts], seed)
+    return {name: ([texts[i] for i in ix], [labels[i] for i in ix]) for (name, _), ix in zip(parts, idx)}
 
 
 def _load_chinese_csv(file: str, data_dir, seed: int) -> TextDataset:
     folder = registry.locate("chnsenticorp", data_dir)
     texts, labels, dropped = read_labelled(folder / file, "review", "label", skip_bad=True)
     label_map = LabelMap(["0", "1"])
-    return TextDataset(_split_801010(texts, label_map.encode(labels), seed), label_map, dropped, folder,
+    return TextDataset(split_labelled(texts, label_map.encode(labels), seed), label_map, dropped, folder,
                        {"file": file, "seed": seed})
 
 
@@ -553,8 +669,9 @@ def load_chnsenticorp(data_dir: str | os.PathLike | None = None, seed: int = 0) 
     """ChnSentiCorp hotel reviews (``ChnSentiCorp_htl_all.csv``), label 1 positive / 0 negative.
 
     The file has no official split, so this one is fixed here: rows with an empty review are dropped
-    (one row, line 6376 of the file, in the published copy), then a permutation from seed 0 puts 80 % in
-    "train", 10 % in "dev" and the rest in "test": 6212 / 776 / 777 of the 7765 reviews. Another seed
+    (one row, line 6376 of the file, in the published copy), then :func:`split_labelled` puts each review
+    in "train" (80 %), "dev" (10 %) or "test" (10 %) by a hash of its text and the seed: 6207 / 775 / 783
+    of the 7765 reviews for seed 0. The packaged sample's reviews land in the same parts. Another seed
     gives another split; results are comparable only between runs on the same one.
     """
     return _load_chinese_csv("ChnSentiCorp_htl_all.csv", data_dir, seed)
@@ -564,7 +681,8 @@ def load_waimai(data_dir: str | os.PathLike | None = None, seed: int = 0) -> Tex
     """Food-delivery reviews (``waimai_10k.csv``, in the chnsenticorp folder), label 1 positive / 0 negative.
 
     Split like :func:`load_chnsenticorp`: empty reviews dropped (none in the published copy), then 80/10/10
-    by a seed-0 permutation: 9590 / 1199 / 1198 of the 11,987 reviews.
+    by a hash of each text and the seed: 9606 / 1158 / 1223 of the 11,987 reviews for seed 0 (the 7 texts
+    that occur twice have both copies in one part).
     """
     return _load_chinese_csv("waimai_10k.csv", data_dir, seed)
 
@@ -577,12 +695,20 @@ def load_ptb(data_dir: str | os.PathLike | None = None) -> dict[str, list[list[s
     its 10,000-word vocabulary as the literal token ``<unk>``.
     """
     folder = registry.locate("ptb", data_dir)
-    out = {}
-    for name in ("train", "valid", "test"):
-        path = folder / f"ptb.{name}.txt"
-        text = read_utf8(path)
-        out[name] = [line.split() + [EOS] for line in text.splitlines()]
-    return out
+    return {name: read_lm_file(folder / f"ptb.{name}.txt") for name in ("train", "valid", "test")}
+
+
+def read_lm_file(path: str | os.PathLike) -> list[list[str]]:
+    """A word-level corpus file as a language model reads it: each line split on whitespace, plus ``<eos>``.
+
+    Every token is kept as written: markers such as ``<unk>`` (PTB's and WikiText's stand-in for rare
+    words) and WikiText's ``= Heading =`` lines are ordinary tokens, and nothing is lower-cased. A blank
+    line is a lone ``<eos>``, as PyTorch's word_language_model example and AWD-LSTM read WikiText, so
+    perplexities compare with theirs. (Lines end at ``\n``, ``\r\n`` or ``\r`` only.)
+    """
+    text = read_utf8(path)
+    return [line.split() + [EOS] for line in re.split(r"\r\n|\r|\n", text.removesuffix("\n").removesuffix("\r"))] \
+        if text else []
 
 
 # ----------------------------------------------------------------------------------------------

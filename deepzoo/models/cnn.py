@@ -33,7 +33,7 @@ from deepzoo.nn import blocks
 
 class LeNet(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, c1: int = 20, c2: int = 50,
-                 hidden: int = 500, dropout: float = 0.5, image_size: int = 28,
+                 hidden: int = 500, dropout: float = 0.5, image_size: int | tuple[int, int] = 28,
                  channels_last: bool = True, impl: str = "torch") -> None:
         super().__init__()
         b = blocks(impl)
@@ -42,9 +42,10 @@ class LeNet(nn.Module):
             b.Conv2d(in_channels, c1, 5), b.ReLU(), b.MaxPool2d(2),
             b.Conv2d(c1, c2, 5), b.ReLU(), b.MaxPool2d(2),
         )
-        side = ((image_size - 4) // 2 - 4) // 2
+        h, w = (image_size, image_size) if isinstance(image_size, int) else image_size   # or (height, width)
+        side_h, side_w = ((h - 4) // 2 - 4) // 2, ((w - 4) // 2 - 4) // 2
         self.classifier = nn.Sequential(
-            b.Flatten(), b.Linear(c2 * side * side, hidden), b.ReLU(), b.Dropout(dropout),
+            b.Flatten(), b.Linear(c2 * side_h * side_w, hidden), b.ReLU(), b.Dropout(dropout),
             b.Linear(hidden, num_classes),
         )
 

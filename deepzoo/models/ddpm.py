@@ -41,6 +41,8 @@ weights is a better denoiser than the last step's, most of all early in training
 positions of the coarsest level. It first folds each 2 x 2 square of pixels into 4 channels (lossless), so
 it works at 14 x 14 and 7 x 7: four times less arithmetic than at 28 x 28 for the same width.
 Images are scaled to [-1, 1]; t is 0-based in the code (step t of the maths is index t - 1).
+``image`` = (channels, height, width) is MNIST's (1, 28, 28) by default; the U-Net takes sides that are
+multiples of 2 x ``patch`` (one fold into squares, one halving).
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ from deepzoo.nn.attention import MultiheadAttention
 def betas_for(schedule: str, steps: int) -> torch.Tensor:
     if steps < 2:
         raise DeepzooError(f"model.steps must be at least 2, got {steps}")
-    if schedule == "linear":  # Ho et al.'s 1e-4 .. 0.02 for T = 1000, scaled for other T
+    if schedule == "linear":  # Ho et al.'s 1e-4 .. 0.02 for T = 1000, scaled for other T (T > 20: beta_T < 1)
+        if steps <= 20:
+            raise DeepzooError(f"model.steps: the linear schedule needs more than 20 steps (its last beta is "
+                               f"20/T), got {steps}; use model.schedule = cosine")
         scale = 1000 / steps
         return torch.linspace(scale * 1e-4, scale * 0.02, steps, dtype=torch.float64).clamp(max=0.999)
     if schedule == "cosine":
@@ -110,7 +115,7 @@ class SelfAttention(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, t) for 1 x 28 x 28 images.
+    """eps_theta(x_t, t) for 1 x 28 x 28 images (or ``channels`` x H x W).
 
     The image is first cut into ``patch`` x ``patch`` squares stacked as channels (pixel unshuffle: lossless,
     28 x 28 x 1 -> 14 x 14 x 4 for patch 2), so the convolutions run at 14 x 14 and 7 x 7 instead of
@@ -118,11 +123,11 @@ class UNet(nn.Module):
     in minutes. The output is put back together the same way (pixel shuffle). ``patch=1`` works on the pixels.
     """
 
-    def __init__(self, width: int = 32, patch: int = 2, attention: bool = True) -> None:
+    def __init__(self, width: int = 32, patch: int = 2, attention: bool = True, channels: int = 1) -> None:
         super().__init__()
         if patch not in (1, 2):
             raise DeepzooError(f"model.patch must be 1 (pixels) or 2 (2 x 2 squares as channels), got {patch}")
-        c, tdim, p2 = width, 4 * width, patch * patch
+        c, tdim, p2 = width, 4 * width, patch * patch * channels
         self.tdim = c
         self.time_mlp = nn.Sequential(nn.Linear(c, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
         self.unshuffle, self.shuffle = nn.PixelUnshuffle(patch), nn.PixelShuffle(patch)
@@ -149,8 +154,12 @@ class Diffusion(nn.Module):
     """The noise schedule (buffers) and the noise-predicting U-Net."""
 
     def __init__(self, steps: int = 1000, schedule: str = "linear", width: int = 32, ema: float = 0.0,
-                 patch: int = 2, attention: bool = True) -> None:
+                 patch: int = 2, attention: bool = True, image: tuple = (1, 28, 28)) -> None:
         super().__init__()
+        if image[1] % (2 * patch) or image[2] % (2 * patch):
+            raise DeepzooError(f"the U-Net with model.patch={patch} takes image sides that are multiples of "
+                               f"{2 * patch}, got {image[2]}x{image[1]}")
+        self.image = tuple(image)
         if width < 8 or width % 8:
             raise DeepzooError(f"model.width must be a multiple of 8 (GroupNorm of 8 groups), got {width}")
         if not 0 <= ema < 1:
@@ -160,7 +169,7 @@ class Diffusion(nn.Module):
         self.steps = steps
         self.register_buffer("betas", betas.float(), persistent=False)
         self.register_buffer("abar", abar.float(), persistent=False)
-        self.net = UNet(width, patch, attention)
+        self.net = UNet(width, patch, attention, channels=image[0])
         self.ema = ema
         if ema > 0:      # a submodule: it is in the state dict, so checkpoints and resumption keep it
             self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
@@ -205,7 +214,7 @@ class Diffusion(nn.Module):
         """Ho et al.'s sampler, T steps; returns images in [0, 1] and, if ``keep`` > 0, ``keep`` snapshots of
         x along the way (x_T first), each decoded as an image."""
         device = self.betas.device
-        x = torch.randn(n, 1, 28, 28, generator=generator).to(device)
+        x = torch.randn(n, *self.image, generator=generator).to(device)
         marks = set(torch.linspace(self.steps - 1, 0, keep).round().long().tolist()) if keep else set()
         strip = []
         for t in range(self.steps - 1, -1, -1):
@@ -225,7 +234,7 @@ class Diffusion(nn.Module):
         if not 0 <= eta <= 1:
             raise DeepzooError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: ancestral noise), got {eta}")
         device = self.betas.device
-        x = torch.randn(n, 1, 28, 28, generator=generator).to(device)
+        x = torch.randn(n, *self.image, generator=generator).to(device)
         taus = torch.linspace(self.steps - 1, 0, sample_steps).round().long().tolist()
         for i, t in enumerate(taus):
             x = self.ddim_step(x, t, taus[i + 1] if i + 1 < len(taus) else None, eta, generator)
@@ -248,7 +257,7 @@ class Diffusion(nn.Module):
             return x0
         abar_next = self.abar[t_next]
         sigma = eta * ((1 - abar_next) / (1 - abar) * (1 - abar / abar_next)).sqrt()
-        x = abar_next.sqrt() * x0 + (1 - abar_next - sigma ** 2).sqrt() * eps
+        x = abar_next.sqrt() * x0 + (1 - abar_next - sigma ** 2).clamp(min=0).sqrt() * eps   # >= 0 up to rounding
         if eta > 0:
             x = x + sigma * torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
         return x

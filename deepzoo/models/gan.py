@@ -26,6 +26,9 @@ fool D and produce only those (mode collapse, visible as a lopsided histogram of
 BatchNorm (not on its first layer) and LeakyReLU(0.2), and no pooling or fully connected hidden layers.
 Both use Adam with lr 2e-4 and beta1 = 0.5, and weights drawn from N(0, 0.02) (DCGAN's recipe).
 Images are scaled to [-1, 1] to match tanh.
+
+``image`` = (channels, height, width) is MNIST's (1, 28, 28) by default: the MLPs take any size, DCGAN
+sides that are multiples of 4 (it starts at a quarter of the size and doubles twice).
 """
 
 from __future__ import annotations
@@ -37,46 +40,55 @@ from torch import nn
 from deepzoo.errors import DeepzooError
 
 
-def mlp_generator(latent: int) -> nn.Module:
+MNIST = (1, 28, 28)
+
+
+def mlp_generator(latent: int, image: tuple = MNIST) -> nn.Module:
+    pixels = image[0] * image[1] * image[2]
     return nn.Sequential(
         nn.Linear(latent, 256), nn.LeakyReLU(0.2), nn.Linear(256, 512), nn.LeakyReLU(0.2),
-        nn.Linear(512, 1024), nn.LeakyReLU(0.2), nn.Linear(1024, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+        nn.Linear(512, 1024), nn.LeakyReLU(0.2), nn.Linear(1024, pixels), nn.Tanh(), nn.Unflatten(1, tuple(image)))
 
 
-def mlp_discriminator() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
+def mlp_discriminator(image: tuple = MNIST) -> nn.Module:
+    pixels = image[0] * image[1] * image[2]
+    return nn.Sequential(nn.Flatten(), nn.Linear(pixels, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
                          nn.LeakyReLU(0.2), nn.Linear(256, 1))
 
 
-def dc_generator(latent: int, width: int) -> nn.Module:
+def dc_generator(latent: int, width: int, image: tuple = MNIST) -> nn.Module:
+    c, h, w = image[0], image[1] // 4, image[2] // 4
     return nn.Sequential(
-        nn.Linear(latent, 2 * width * 49, bias=False), nn.Unflatten(1, (2 * width, 7, 7)),
+        nn.Linear(latent, 2 * width * h * w, bias=False), nn.Unflatten(1, (2 * width, h, w)),      # 7x7
         nn.BatchNorm2d(2 * width), nn.ReLU(),
         nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),   # 14x14
-        nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Tanh())                                              # 28x28
+        nn.ConvTranspose2d(width, c, 4, 2, 1), nn.Tanh())                                              # 28x28
 
 
-def dc_discriminator(width: int) -> nn.Module:
+def dc_discriminator(width: int, image: tuple = MNIST) -> nn.Module:
+    c, h, w = image[0], image[1] // 4, image[2] // 4
     return nn.Sequential(
-        nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2),                                               # 14x14
+        nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2),                                               # 14x14
         nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),  # 7x7
-        nn.Flatten(), nn.Linear(2 * width * 49, 1))
+        nn.Flatten(), nn.Linear(2 * width * h * w, 1))
 
 
 class GAN(nn.Module):
     """The two players in one module (one state dict, one checkpoint): ``generator`` and ``discriminator``."""
 
-    def __init__(self, kind: str = "mlp", latent: int = 100, width: int = 64) -> None:
+    def __init__(self, kind: str = "mlp", latent: int = 100, width: int = 64, image: tuple = MNIST) -> None:
         super().__init__()
         if kind not in ("mlp", "dcgan"):
             raise DeepzooError(f"model.kind must be 'mlp' or 'dcgan', got {kind!r}")
         if latent < 1 or width < 1:
             raise DeepzooError("model.latent and model.width must be positive")
-        self.kind, self.latent = kind, latent
+        if kind == "dcgan" and (image[1] % 4 or image[2] % 4):
+            raise DeepzooError(f"DCGAN takes image sides that are multiples of 4, got {image[2]}x{image[1]}")
+        self.kind, self.latent, self.image = kind, latent, tuple(image)
         if kind == "mlp":
-            self.generator, self.discriminator = mlp_generator(latent), mlp_discriminator()
+            self.generator, self.discriminator = mlp_generator(latent, image), mlp_discriminator(image)
         else:
-            self.generator, self.discriminator = dc_generator(latent, width), dc_discriminator(width)
+            self.generator, self.discriminator = dc_generator(latent, width, image), dc_discriminator(width, image)
             for m in self.modules():  # DCGAN: weights ~ N(0, 0.02); BatchNorm scales ~ N(1, 0.02)
                 if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                     nn.init.normal_(m.weight, 0.0, 0.02)

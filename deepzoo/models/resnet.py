@@ -77,10 +77,11 @@ class ResidualBlock(nn.Module):
 
 
 class ResNetCIFAR(nn.Module):
-    """ResNet-(6n+2) for 32x32 images, or its plain counterpart (``residual=False``)."""
+    """ResNet-(6n+2) for 32x32 images, or its plain counterpart (``residual=False``). Global average
+    pooling before the classifier lets it take images of any size (``in_channels`` of them)."""
 
     def __init__(self, depth: int = 20, num_classes: int = 10, residual: bool = True, shortcut: str = "A",
-                 width: int = 16, channels_last: bool = True, impl: str = "torch") -> None:
+                 width: int = 16, channels_last: bool = True, impl: str = "torch", in_channels: int = 3) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise DeepzooError(f"model.depth must be 6n + 2 (20, 32, 44, 56, 110, ...), got {depth}")
@@ -89,7 +90,7 @@ class ResNetCIFAR(nn.Module):
         b = blocks(impl)
         n = (depth - 2) // 6
         self.channels_last = channels_last
-        self.stem = nn.Sequential(b.Conv2d(3, width, 3, 1, 1, bias=False), b.BatchNorm2d(width), b.ReLU())
+        self.stem = nn.Sequential(b.Conv2d(in_channels, width, 3, 1, 1, bias=False), b.BatchNorm2d(width), b.ReLU())
         stages, cin = [], width
         for i, cout in enumerate((width, 2 * width, 4 * width)):
             for j in range(n):
@@ -118,25 +119,27 @@ class ConvStack(nn.Module):
     """
 
     def __init__(self, config: list, hidden: list[int] = (), num_classes: int = 10, batch_norm: bool = True,
-                 dropout: float = 0.0, image_size: int = 32, channels_last: bool = True, impl: str = "torch") -> None:
+                 dropout: float = 0.0, image_size: int | tuple[int, int] = 32, channels_last: bool = True,
+                 impl: str = "torch", in_channels: int = 3) -> None:
         super().__init__()
         b = blocks(impl)
-        layers, cin, side = [], 3, image_size
+        h, w = (image_size, image_size) if isinstance(image_size, int) else image_size   # or (height, width)
+        layers, cin, side_h, side_w = [], in_channels, h, w
         for v in config:
             if v == "M":
                 layers.append(b.MaxPool2d(2))
-                side //= 2
+                side_h, side_w = side_h // 2, side_w // 2
             else:
                 layers.append(b.Conv2d(cin, int(v), 3, 1, 1, bias=not batch_norm))
                 if batch_norm:
                     layers.append(b.BatchNorm2d(int(v)))
                 layers.append(b.ReLU())
                 cin = int(v)
-        if side < 1:
-            raise DeepzooError(f"model.config pools {config.count('M')} times: too many for {image_size}x{image_size}")
+        if side_h < 1 or side_w < 1:
+            raise DeepzooError(f"model.config pools {config.count('M')} times: too many for {w}x{h}")
         self.channels_last = channels_last
         self.features = nn.Sequential(*layers)
-        head, fan_in = [b.Flatten()], cin * side * side
+        head, fan_in = [b.Flatten()], cin * side_h * side_w
         for h in hidden:
             head += [b.Linear(fan_in, h), b.ReLU()] + ([b.Dropout(dropout)] if dropout > 0 else [])
             fan_in = h

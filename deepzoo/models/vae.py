@@ -27,6 +27,9 @@ the whole map can be drawn on a grid.
 ``kind="mlp"``: the encoder is 784 - hidden - hidden - (mu, log sigma^2), the decoder the mirror image.
 ``kind="conv"``: two stride-2 4x4 convolutions (28 -> 14 -> 7) and a linear layer encode; a linear layer
 and two stride-2 transposed convolutions decode.
+
+``image`` = (channels, height, width) is MNIST's (1, 28, 28) by default; the MLP takes any size, the
+convolutions sides that are multiples of 4 (two halvings and two doublings).
 """
 
 from __future__ import annotations
@@ -49,26 +52,29 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 
 class VAE(nn.Module):
     def __init__(self, latent: int = 20, hidden: int = 400, layers: int = 1, kind: str = "mlp",
-                 channels: int = 32) -> None:
+                 channels: int = 32, image: tuple[int, int, int] = (1, 28, 28)) -> None:
         super().__init__()
         if kind not in ("mlp", "conv"):
             raise DeepzooError(f"model.kind must be 'mlp' or 'conv', got {kind!r}")
         if latent < 1 or hidden < 1 or layers < 1 or channels < 1:
             raise DeepzooError("model.latent, model.hidden, model.layers and model.channels must be positive")
-        self.latent, self.kind = latent, kind
+        ch, h, w = image
+        if kind == "conv" and (h % 4 or w % 4):
+            raise DeepzooError(f"the conv VAE takes image sides that are multiples of 4, got {w}x{h}")
+        self.latent, self.kind, self.image = latent, kind, tuple(image)
         if kind == "mlp":
-            self.encoder = nn.Sequential(nn.Flatten(), _mlp([784] + [hidden] * layers), nn.ReLU())
-            self.decoder = nn.Sequential(_mlp([latent] + [hidden] * layers + [784]),
-                                         nn.Unflatten(1, (1, 28, 28)))
+            self.encoder = nn.Sequential(nn.Flatten(), _mlp([ch * h * w] + [hidden] * layers), nn.ReLU())
+            self.decoder = nn.Sequential(_mlp([latent] + [hidden] * layers + [ch * h * w]),
+                                         nn.Unflatten(1, tuple(image)))
         else:
-            c = channels
+            c, cells = channels, (h // 4) * (w // 4)
             self.encoder = nn.Sequential(
-                nn.Conv2d(1, c, 4, 2, 1), nn.ReLU(), nn.Conv2d(c, 2 * c, 4, 2, 1), nn.ReLU(),   # 28 -> 14 -> 7
-                nn.Flatten(), nn.Linear(2 * c * 49, hidden), nn.ReLU())
+                nn.Conv2d(ch, c, 4, 2, 1), nn.ReLU(), nn.Conv2d(c, 2 * c, 4, 2, 1), nn.ReLU(),  # 28 -> 14 -> 7
+                nn.Flatten(), nn.Linear(2 * c * cells, hidden), nn.ReLU())
             self.decoder = nn.Sequential(
-                nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, 2 * c * 49), nn.ReLU(),
-                nn.Unflatten(1, (2 * c, 7, 7)),
-                nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(c, 1, 4, 2, 1))  # 7 -> 14 -> 28
+                nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, 2 * c * cells), nn.ReLU(),
+                nn.Unflatten(1, (2 * c, h // 4, w // 4)),
+                nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(c, ch, 4, 2, 1))  # 7 -> 14 -> 28
         self.to_mu = nn.Linear(hidden, latent)
         self.to_logvar = nn.Linear(hidden, latent)
 
@@ -78,7 +84,7 @@ class VAE(nn.Module):
         return self.to_mu(h), self.to_logvar(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """p(x | z): the logits of the 784 Bernoulli pixels, shaped like images [N, 1, 28, 28]."""
+        """p(x | z): the logits of the Bernoulli pixels, shaped like images [N, 1, 28, 28] (``image``)."""
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

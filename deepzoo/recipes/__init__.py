@@ -55,6 +55,12 @@ class Recipe:
     # Image recipes give their model without data, for `deepzoo explain receptive-field` and benchmarks:
     make_model: Callable | None = None  # (config) -> torch.nn.Module
     input_shape: tuple = ()             # (channels, height, width) of one input image
+    # Where the published figure depends on the config (the GCN's follows data.name: Cora, CiteSeer, PubMed):
+    reference_for: Callable | None = None   # (config) -> Reference
+
+    def reference_of(self, cfg: dict) -> Reference:
+        """The published figure a run with config ``cfg`` is measured against."""
+        return self.reference if self.reference_for is None else self.reference_for(cfg)
 
     def full_defaults(self) -> dict:
         if self.fit is not None:  # its own loop: no optimiser or engine settings (its defaults say what it has)
@@ -106,7 +112,7 @@ def get(name: str) -> Recipe:
     if name not in RECIPES:
         close = difflib.get_close_matches(name, RECIPES, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise DeepzooError(f"unknown recipe '{name}'{hint} (deepzoo list shows all recipes)")
+        raise DeepzooError(f"unknown recipe {name!r}{hint} (deepzoo list shows all recipes)")
     return RECIPES[name]
 
 

@@ -23,6 +23,12 @@ the deterministic DDIM. (benchmarks/generative.py --ddpm-samplers compares them.
 interpolations between test digits to out-interpolation.png and, for a 2-D latent, the latent map
 to out-latent-map.png. From Python, :func:`sample` (``Recipe.sample``) returns n images as a tensor.
 
+Your own images (``--set data.path=...``: class folders, IDX files or an .npz; deepzoo/data/images.py;
+the labels are not used, so one class folder is enough) replace MNIST: the networks take the images'
+channels and size (the MLPs any size; the conv VAE and DCGAN sides that are multiples of 4; the U-Net
+multiples of 2 x model.patch), and the training, validation and test images are the data's own splits or
+are cut by ``data.split``. The sample-quality measure (``eval.classifier``) scores MNIST digits only.
+
 A run folder predicts with no dataset (deepzoo/artefacts.py): ``inference/inference.json`` records the
 image shape and pixel range and what the model is; a VAE run also keeps the 10 test digits its
 interpolations start and end at (``inference/interpolation-digits.safetensors``, uint8 pixels, 8 KB). The
@@ -91,14 +97,55 @@ def _pixels(images) -> torch.Tensor:
     return (torch.from_numpy(images).float() / 255.0).unsqueeze(1)
 
 
-def make_vae(cfg: dict) -> VAE:
+OWN_DATA = {"path": "", "image_size": 0, "split": [0.8, 0.1, 0.1], "skip_bad_rows": False}
+
+
+def own_images(cfg: dict, fits=None) -> tuple[dict, tuple, dict]:
+    """Your images (``data.path``) as pixels in [0, 1]: ({"train": x, "val": x | None, "test": x | None},
+    (channels, height, width), what inference.json says of the data); ``fits(cfg, data)`` says, in one
+    error line, if the network cannot take their size."""
+    from deepzoo.data import images
+    d = cfg["data"]
+    if cfg["eval"]["classifier"]:
+        raise DeepzooError("eval.classifier scores MNIST digits with a cnn-mnist run; it cannot score a model "
+                           "of your own images (data.path): leave it empty")
+    data = images.load(d["path"], d["image_size"], d["skip_bad_rows"])
+    if fits is not None:
+        fits(cfg, data)
+    parts = images.split_data(data, d["split"], cfg["seed"])
+    pixels = {k: None if v is None else torch.from_numpy(v[0]).float() / 255.0 for k, v in parts.items()}
+    return pixels, data.shape, {"source": data.source, "layout": data.layout,
+                                **{k: 0 if v is None else len(v) for k, v in pixels.items()}}
+
+
+def _multiple_of(k: int, net: str, why: str):
+    def fits(cfg: dict, data) -> None:
+        from deepzoo.data.images import check_multiple
+        check_multiple(data, cfg["recipe"], net, k, why)
+    return fits
+
+
+def make_vae(cfg: dict, image: tuple = (1, 28, 28)) -> VAE:
     m = cfg["model"]
-    return VAE(latent=m["latent"], hidden=m["hidden"], layers=m["layers"], kind=m["kind"], channels=m["channels"])
+    return VAE(latent=m["latent"], hidden=m["hidden"], layers=m["layers"], kind=m["kind"], channels=m["channels"],
+               image=image)
 
 
 def build_vae(cfg: dict, data_dir) -> Task:
     from deepzoo.data.mnist import load_mnist
     d = cfg["data"]
+    if d["path"]:
+        fits = _multiple_of(4, "conv VAE", "two stride-2 convolutions") if cfg["model"]["kind"] == "conv" else None
+        x, image, facts = own_images(cfg, fits)
+        check_common(cfg, len(x["train"]), drop_last=False)
+        first = x["test"] if x["test"] is not None else x["train"]
+        train = TensorBatches(x["train"], x["train"], d["batch_size"], shuffle=True)
+        val = TensorBatches(x["val"], x["val"], 1000) if x["val"] is not None else None
+        test = TensorBatches(x["test"], x["test"], 1000) if x["test"] is not None else None
+        return Task(model=make_vae(cfg, image), train=train, val=val, test=test, loss=negative_elbo,
+                    metrics=[NegativeELBO, Reconstruction, KL], monitor="val_nelbo", headline="test_nelbo",
+                    context={"test_images": x["test"], "digits": first[:INTERPOLATION_DIGITS], "image": image,
+                             "data": facts})
     data = load_mnist(data_dir, sample=d["sample"])
     (x_all, _), (x_test, _) = data["train"], data["test"]
     if not 0 <= d["val_size"] < len(x_all):
@@ -196,8 +243,8 @@ def _check_png(path) -> Path:
 
 @torch.no_grad()
 def sample(task: Task, cfg: dict, n: int, seed: int = 0) -> torch.Tensor:
-    """n new images [n, 1, 28, 28] with pixel values in [0, 1], on the CPU; the same seed draws the same
-    images (DDPM: eval.sample_steps steps of DDIM with eval.eta)."""
+    """n new images [n, 1, 28, 28] (or [n, C, H, W] of your images) with pixel values in [0, 1], on the CPU;
+    the same seed draws the same images (DDPM: eval.sample_steps steps of DDIM with eval.eta)."""
     if n < 1:
         raise DeepzooError(f"the number of samples must be at least 1, got {n}")
     return _sample(task.model.eval(), cfg, n, torch.Generator().manual_seed(seed))
@@ -217,7 +264,7 @@ def _predict_one(task: Task, cfg: dict, path: str, out: Path, seed: int) -> dict
     wrote = [save_image_grid(sample(task, cfg, 64, seed), out, nrow=8)]
     if isinstance(model, Diffusion):  # ancestral sampling of 8 digits, 10 snapshots each from x_T to x_0
         _, strip = model.sample_ancestral(8, torch.Generator().manual_seed(seed), keep=10)
-        rows = torch.stack(strip, 1).reshape(-1, 1, 28, 28)
+        rows = torch.stack(strip, 1).reshape(-1, *model.image)
         wrote.append(save_image_grid(rows, out.with_name(out.stem + "-denoising.png"), nrow=len(strip)))
         return {"input": path, "wrote": [str(p) for p in wrote]}
     if isinstance(model, VAE):      # between the latent means of pairs of test digits
@@ -264,8 +311,12 @@ def _facts(cfg: dict) -> dict:
 
 def artefacts(task: Task, cfg: dict) -> dict:
     """inference.json (image shape, pixel range, the model's facts); for the VAE also the test digits that
-    predict's interpolations start and end at (uint8 pixels when they are exactly k / 255, as MNIST's are)."""
-    files = {"inference.json": {"image": IMAGE, **_facts(cfg)}}
+    predict's interpolations start and end at (uint8 pixels when they are exactly k / 255, as MNIST's are).
+    A run on your own images also says where they came from (``data``)."""
+    files = {"inference.json": {"image": _image(task.model.image) if cfg["data"].get("path") else IMAGE,
+                                **_facts(cfg)}}
+    if cfg["data"].get("path"):
+        files["inference.json"]["data"] = task.context["data"]
     if cfg["recipe"] == "vae-mnist":
         digits = task.context["digits"].detach().cpu().float()
         u8 = (digits * 255).round().clamp(0, 255).to(torch.uint8)
@@ -277,11 +328,28 @@ def artefacts(task: Task, cfg: dict) -> dict:
     return files
 
 
+def _image(shape: tuple) -> dict:
+    return {"channels": shape[0], "height": shape[1], "width": shape[2], "range": [0.0, 1.0]}
+
+
 def _read_facts(cfg: dict, stored) -> dict:
+    """inference.json, checked against config.json; ``info["shape"]`` is the image (channels, height, width)."""
     info = stored.json()
     where = stored.folder / "inference.json"
-    if info.get("image") != IMAGE:
-        raise DeepzooError(f"{where}: image {info.get('image')}, but this deepzoo's {cfg['recipe']} makes {IMAGE}")
+    image = info.get("image")
+    if cfg["data"].get("path"):                          # your own images: any size the model took
+        try:
+            shape = tuple(int(image[k]) for k in ("channels", "height", "width"))
+            ok = shape[0] in (1, 3) and min(shape) > 0 and image.get("range") == [0.0, 1.0]
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise DeepzooError(f"{where}: image {image} is not an image shape; copy the run folder again")
+        info["shape"] = shape
+    elif image != IMAGE:
+        raise DeepzooError(f"{where}: image {image}, but this deepzoo's {cfg['recipe']} makes {IMAGE}")
+    else:
+        info["shape"] = (1, 28, 28)
     want = _facts(cfg)
     differ = sorted(k for k in ("model", "kind", "latent", "steps", "schedule") if info.get(k) != want.get(k))
     if differ:
@@ -291,33 +359,31 @@ def _read_facts(cfg: dict, stored) -> dict:
 
 
 def restore_vae(cfg: dict, stored) -> Task:
-    _read_facts(cfg, stored)
+    shape = _read_facts(cfg, stored)["shape"]
     t = stored.tensors(DIGITS_FILE).get("digits")
-    if t is None or t.ndim != 4 or tuple(t.shape[1:]) != (1, 28, 28):
-        raise DeepzooError(f"{stored.folder / DIGITS_FILE} does not hold the digits [N, 1, 28, 28]")
+    if t is None or t.ndim != 4 or tuple(t.shape[1:]) != shape:
+        raise DeepzooError(f"{stored.folder / DIGITS_FILE} does not hold the digits [N, {', '.join(map(str, shape))}]")
     digits = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
-    return Task.for_inference(make_vae(cfg), {"digits": digits})
+    return Task.for_inference(make_vae(cfg, shape), {"digits": digits})
 
 
-def make_gan(cfg: dict) -> gan.GAN:
+def make_gan(cfg: dict, image: tuple = (1, 28, 28)) -> gan.GAN:
     m = cfg["model"]
-    return gan.GAN(kind=m["kind"], latent=m["latent"], width=m["width"])
+    return gan.GAN(kind=m["kind"], latent=m["latent"], width=m["width"], image=image)
 
 
 def restore_gan(cfg: dict, stored) -> Task:
-    _read_facts(cfg, stored)
-    return Task.for_inference(make_gan(cfg))
+    return Task.for_inference(make_gan(cfg, _read_facts(cfg, stored)["shape"]))
 
 
-def make_diffusion(cfg: dict) -> Diffusion:
+def make_diffusion(cfg: dict, image: tuple = (1, 28, 28)) -> Diffusion:
     m = cfg["model"]
     return Diffusion(steps=m["steps"], schedule=m["schedule"], width=m["width"], ema=m["ema"],
-                     patch=m["patch"], attention=m["attention"])
+                     patch=m["patch"], attention=m["attention"], image=image)
 
 
 def restore_ddpm(cfg: dict, stored) -> Task:
-    _read_facts(cfg, stored)
-    return Task.for_inference(make_diffusion(cfg))
+    return Task.for_inference(make_diffusion(cfg, _read_facts(cfg, stored)["shape"]))
 
 
 register(Recipe(
@@ -326,7 +392,7 @@ register(Recipe(
                 "Bernoulli decoder; loss = -ELBO in nats",
     reference=Reference("test_nelbo", 106.7, "pytorch/examples VAE (784-400-20 MLP), after 7 epochs",
                         "https://github.com/pytorch/examples/tree/main/vae", higher_is_better=False),
-    defaults={"data": {"sample": False, "val_size": 5000, "batch_size": 128},
+    defaults={"data": {"sample": False, "val_size": 5000, "batch_size": 128, **OWN_DATA},
               "model": {"kind": "mlp", "latent": 20, "hidden": 512, "layers": 2, "channels": 32},
               "optim": {"name": "adam", "lr": 1e-3, "schedule": "cosine", "warmup_epochs": 0.0},
               "train": {"epochs": 30}, "eval": {"classifier": "", "samples": 10000}},
@@ -352,10 +418,16 @@ def build_gan(cfg: dict, data_dir) -> Task:
     if o["name"] != "adam":
         raise DeepzooError(f"the GAN recipes train with Adam (one parameter group per player); optim.name "
                            f"must be 'adam', got {o['name']!r}")
-    data = load_mnist(data_dir, sample=d["sample"])
-    x_train, x_test = _pixels(data["train"][0]), _pixels(data["test"][0])
+    if d["path"]:
+        fits = _multiple_of(4, "DCGAN", "it starts at a quarter of the size and doubles twice") \
+            if cfg["model"]["kind"] == "dcgan" else None
+        x, image, facts = own_images(cfg, fits)
+        x_train, x_test, context = x["train"], x["test"], {"image": image, "data": facts}
+    else:
+        data = load_mnist(data_dir, sample=d["sample"])
+        x_train, x_test, image, context = _pixels(data["train"][0]), _pixels(data["test"][0]), (1, 28, 28), {}
     check_common(cfg, len(x_train), drop_last=True)
-    model = make_gan(cfg)
+    model = make_gan(cfg, image)
     # Adam, one parameter group per player (lr 2e-4, beta1 0.5: DCGAN's settings)
     optimizer = torch.optim.Adam([{"params": model.generator.parameters()},
                                   {"params": model.discriminator.parameters()}],
@@ -377,7 +449,7 @@ def build_gan(cfg: dict, data_dir) -> Task:
     return Task(model=model, train=train, val=None, test=None, loss=_no_test_loss, monitor="train_loss",
                 headline="test_fd", optimizer=optimizer, epoch_end=mode_signal,
                 train_step=lambda trainer, x, y: gan.train_step(trainer.model, x, trainer.optimizer, trainer.generator),
-                context={"test_images": x_test})
+                context={"test_images": x_test, **context})
 
 
 _FD_REF = Reference("test_fd", None, "no published figure on this measure (Fréchet distance of cnn-mnist "
@@ -387,11 +459,13 @@ for name, kind, desc, epochs in (
         ("dcgan-mnist", "dcgan", "DCGAN: transposed-conv generator with BatchNorm vs strided-conv discriminator", 5)):
     register(Recipe(
         name=name, family="GAN", dataset="mnist", description=desc, reference=_FD_REF,
-        defaults={"data": {"sample": False, "batch_size": 64},
+        defaults={"data": {"sample": False, "batch_size": 64, **OWN_DATA},
                   "model": {"kind": kind, "latent": 100, "width": 64},
                   "optim": {"name": "adam", "lr": 2e-4, "beta1": 0.5, "schedule": "constant"},
                   "train": {"epochs": epochs}, "eval": {"classifier": "", "samples": 10000}},
-        presets={"quick": {"data": {"sample": True, "batch_size": 64}, "train": {"epochs": 2},
+        presets={"quick": {"data": {"sample": True, "batch_size": 32 if kind == "mlp" else 64},
+                           "train": {"epochs": 4 if kind == "mlp" else 1},
+                           "optim": {"lr": 1e-3 if kind == "mlp" else 2e-4},
                            "model": {"width": 64 if kind == "mlp" else 32}}},
         build=build_gan, score=score_samples, predict=predict_samples,
         predict_options=("seed",), artefacts=artefacts, restore=restore_gan, sample=sample,
@@ -406,10 +480,16 @@ def build_ddpm(cfg: dict, data_dir) -> Task:
     from deepzoo.data.mnist import load_mnist
     from deepzoo.train.engine import autocast
     d, m, e = cfg["data"], cfg["model"], cfg["eval"]
-    data = load_mnist(data_dir, sample=d["sample"])
-    x_train, x_test = _pixels(data["train"][0]), _pixels(data["test"][0])
+    if d["path"]:
+        k = 2 * m["patch"]
+        x, image, facts = own_images(cfg, _multiple_of(k, "U-Net", f"model.patch={m['patch']}: one fold into "
+                                                               f"{m['patch']}x{m['patch']} squares, one halving"))
+        x_train, x_test, context = x["train"], x["test"], {"image": image, "data": facts}
+    else:
+        data = load_mnist(data_dir, sample=d["sample"])
+        x_train, x_test, image, context = _pixels(data["train"][0]), _pixels(data["test"][0]), (1, 28, 28), {}
     check_common(cfg, len(x_train), drop_last=True)
-    model = make_diffusion(cfg)
+    model = make_diffusion(cfg, image)
     if not 1 <= e["sample_steps"] <= m["steps"]:
         raise DeepzooError(f"eval.sample_steps must be 1 to model.steps ({m['steps']}), got {e['sample_steps']}")
     if not 0 <= e["eta"] <= 1:
@@ -431,7 +511,7 @@ def build_ddpm(cfg: dict, data_dir) -> Task:
         return {"loss": float(loss.detach())}
 
     return Task(model=model, train=train, val=None, test=None, loss=_no_test_loss, monitor="train_loss",
-                headline="test_fd", train_step=step, context={"test_images": x_test})
+                headline="test_fd", train_step=step, context={"test_images": x_test, **context})
 
 
 register(Recipe(
@@ -440,13 +520,13 @@ register(Recipe(
     reference=_FD_REF, build=build_ddpm, score=score_samples, predict=predict_samples, predict_options=("seed",),
     artefacts=artefacts, restore=restore_ddpm, sample=sample,
     predict_help="the PNG file to write samples to (plus -denoising.png: x_T to x_0 for 8 digits)",
-    defaults={"data": {"sample": False, "batch_size": 64},
+    defaults={"data": {"sample": False, "batch_size": 64, **OWN_DATA},
               "model": {"steps": 1000, "schedule": "linear", "width": 32, "patch": 2, "attention": True,
                         "ema": 0.999},
               "optim": {"name": "adam", "lr": 1e-3, "schedule": "cosine", "warmup_epochs": 0.2},
               "train": {"epochs": 5, "clip_grad_norm": 1.0, "precision": "auto"},
               "eval": {"classifier": "", "samples": 10000, "sample_steps": 50, "eta": 1.0}},
-    presets={"quick": {"data": {"sample": True}, "train": {"epochs": 2},
+    presets={"quick": {"data": {"sample": True}, "train": {"epochs": 1},
                        "model": {"width": 16, "steps": 100, "ema": 0.9},
                        "eval": {"sample_steps": 10}}},
 ))

@@ -14,8 +14,18 @@ The rate is written for the loss as the engine computes it, the mean cross-entro
 paper's lr 1 and clipping norm 5 apply to the loss summed over the 20 steps of a window (averaged over
 the batch), whose gradient is 20 times larger, so the same updates are lr 20 and norm 0.25 here.
 
-``--set data.path=corpus.txt`` trains on any text file (one sentence or paragraph per line, split on
-spaces; the first 90% of lines train, the next 5% validate, the last 5% test).
+Your own text, two doors (words are split on whitespace and kept as written, nothing lower-cased):
+
+- ``--set data.train_path=train.txt --set data.valid_path=valid.txt --set data.test_path=test.txt``: the
+  three files of a corpus (WikiText's ``wiki.train.tokens`` ..., PTB's ``ptb.train.txt`` ...), read like
+  PTB (:func:`deepzoo.data.text.read_lm_file`: every line ends in ``<eos>``, a blank line is a lone
+  ``<eos>``, markers such as ``<unk>`` and WikiText's ``= Heading =`` lines are ordinary tokens). The
+  vocabulary is the training file's words; a validation or test word it lacks becomes ``<unk>``, and
+  training prints how many there were.
+- ``--set data.path=corpus.txt``: one file (one sentence or paragraph per line, blank lines left out), cut
+  by lines: the first 90% train, the next 5% validate, the last 5% test. The cut is contiguous, not the
+  hashed row split of the text classifiers: consecutive lines of a text share their context, so lines
+  scattered among all three parts would let the model see the test text's neighbours in training.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from pathlib import Path
 import torch
 
 from deepzoo.data.registry import samples_dir
-from deepzoo.data.text import EOS, Vocab, bptt_windows, encode_stream, lm_batches, load_ptb, read_utf8
+from deepzoo.data.text import EOS, Vocab, bptt_windows, encode_stream, lm_batches, load_ptb, read_lm_file, read_utf8
 from deepzoo.errors import DeepzooError
 from deepzoo.models.rnn import RNNLanguageModel
 from deepzoo.nn import loss_functions
@@ -55,8 +65,18 @@ def _lines(path: Path) -> list[list[str]]:
     return [line.split() + [EOS] for line in read_utf8(path).splitlines() if line.strip()]
 
 
+PARTS = ("train", "valid", "test")
+
+
 def read_corpus(cfg: dict, data_dir) -> dict[str, list[list[str]]]:
     d = cfg["data"]
+    if d["train_path"]:
+        corpus = {}
+        for part in PARTS:
+            corpus[part] = read_lm_file(Path(d[f"{part}_path"]))
+            if not any(len(line) > 1 for line in corpus[part]):
+                raise DeepzooError(f"{d[f'{part}_path']} (data.{part}_path): no words; give the {part} text")
+        return corpus
     if d["path"]:
         lines = _lines(Path(d["path"]))
         if len(lines) < 20:
@@ -69,14 +89,36 @@ def read_corpus(cfg: dict, data_dir) -> dict[str, list[list[str]]]:
     return load_ptb(data_dir)
 
 
+def unseen_words(lines: list[list[str]], vocab: Vocab) -> tuple[int, int]:
+    """``(unseen, total)``: how many of the tokens of ``lines`` the vocabulary lacks (they become <unk>)."""
+    total = unseen = 0
+    for tokens in lines:
+        total += len(tokens)
+        unseen += sum(t not in vocab for t in tokens)
+    return unseen, total
+
+
+def _file(d: dict, part: str) -> str:
+    return d[f"{part}_path"] if d["train_path"] else d["path"]
+
+
 def build(cfg: dict, data_dir) -> Task:
     d, m = cfg["data"], cfg["model"]
     corpus = read_corpus(cfg, data_dir)
     vocab = Vocab.build(corpus["train"], min_freq=d["min_freq"], specials=(EOS,))
+    if d["train_path"] or d["path"]:  # the user's text: say what the vocabulary leaves out
+        for part in ("valid", "test"):
+            unseen, total = unseen_words(corpus[part], vocab)
+            print(f"{part}: {unseen:,} of {total:,} words not in the training vocabulary -> <unk>")
     streams = {k: encode_stream(v, vocab) for k, v in corpus.items()}
     model = language_model(cfg, len(vocab))
     ce = loss_functions(m["impl"]).cross_entropy
     bs, bptt = d["batch_size"], d["bptt"]
+    for part, stream in streams.items():
+        if len(stream) < 2 * bs:
+            raise DeepzooError(f"{_file(d, part) or part}: the {part} text has {len(stream):,} words (with <eos>), "
+                               f"too few for data.batch_size = {bs} rows of at least 2; lower data.batch_size "
+                               f"or give more text")
     return Task(model=model, train=LMBatches(streams["train"], bs, bptt),
                 val=LMBatches(streams["valid"], bs, bptt), test=LMBatches(streams["test"], bs, bptt),
                 loss=lambda out, y: ce(out.reshape(-1, out.shape[-1]), y.reshape(-1)),
@@ -113,8 +155,11 @@ def continue_prompt(task: Task, cfg: dict, prompt: str, words: int = 20) -> dict
     """Continue ``prompt`` word by word: greedily (the most likely word each time) and by sampling
     with temperature 1.0 (p ** (1 / T), renormalised; a fixed seed makes it repeatable)."""
     vocab, model = task.context["vocab"], task.model.eval()
-    ids = vocab.encode(prompt.lower().split()) or [vocab[EOS]]
-    result = {"input": prompt, "unknown_words": [w for w in prompt.lower().split() if w not in vocab]}
+    # each word as written if the vocabulary has it, else lower-cased (PTB is all lower case; a cased
+    # corpus such as WikiText keeps "The" and "the" apart)
+    given = [w if w in vocab else w.lower() for w in prompt.split()]
+    ids = vocab.encode(given) or [vocab[EOS]]
+    result = {"input": prompt, "unknown_words": [w for w in given if w not in vocab]}
     gen = torch.Generator().manual_seed(0)
     for label, temperature in (("greedy", 0.0), ("sampled (T=1.0)", 1.0)):
         out, x, first = [], torch.tensor([ids]), True
@@ -136,7 +181,8 @@ register(Recipe(
     description="word-level 2x200 LSTM language model, truncated BPTT (Zaremba et al. 2014, small)",
     reference=Reference("test_ppl", 114.5, "Zaremba, Sutskever & Vinyals 2014, small LSTM (test perplexity)",
                         "https://arxiv.org/abs/1409.2329", higher_is_better=False),
-    defaults={"data": {"sample": False, "path": "", "min_freq": 1, "batch_size": 20, "bptt": 20},
+    defaults={"data": {"sample": False, "path": "", "train_path": "", "valid_path": "", "test_path": "",
+                       "min_freq": 1, "batch_size": 20, "bptt": 20},
               "model": {"cell": "lstm", "embed_dim": 200, "hidden": 200, "layers": 2, "dropout": 0.0,
                         "tie": True, "impl": "torch"},
               # lr 20 and clip 0.25 on the mean loss per word = Zaremba's lr 1 and clip 5 on the loss

@@ -4,6 +4,11 @@ Data: the 60,000 training images minus a held-out validation set of 5,000 (which
 epoch), and the 10,000 official test images, used once at the end. Pixels are scaled to [0, 1] and
 standardised with the training set's mean 0.1307 and deviation 0.3081. Training images are shifted
 by up to 2 pixels at random each epoch (augmentation): the digit stays the same digit.
+
+Your own images (``--set data.path=...``: class folders, IDX files or an .npz; deepzoo/data/images.py)
+replace MNIST: the networks take the data's channels, size and classes, the pixels are standardised with
+the training split's own per-channel mean and deviation, and the run folder keeps both and the class names,
+so ``deepzoo predict`` resizes and standardises a new picture the same way and names its class.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from deepzoo.train.metrics import Accuracy
 
 MEAN, STD = 0.1307, 0.3081
 
-DATA_DEFAULTS = {"sample": False, "val_size": 5000, "batch_size": 128, "augment_shift": 2}
+DATA_DEFAULTS = {"sample": False, "val_size": 5000, "batch_size": 128, "augment_shift": 2, "path": "",
+                 "image_size": 0, "split": [0.8, 0.1, 0.1], "skip_bad_rows": False}
 QUICK_DATA = {"sample": True, "val_size": 1000}
 
 
@@ -32,9 +38,47 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return ((torch.from_numpy(images).float() / 255.0 - MEAN) / STD).unsqueeze(1)
 
 
-def mnist_task(cfg: dict, data_dir, model: torch.nn.Module) -> Task:
+def own_images_task(cfg: dict, make, fits=None, augment=None, train_metrics: bool = False,
+                    drop_last: bool = False, eval_batch: int = 1000) -> Task:
+    """A classifier's task on your images (``data.path``): ``make(cfg, shape, classes)`` gives the model;
+    ``fits(cfg, data)`` raises one error line if the network cannot take the images' size (before any
+    folder is written). Shared by the MNIST and CIFAR recipes."""
+    from deepzoo.data import images
+    d = cfg["data"]
+    data = images.load(d["path"], d["image_size"], d["skip_bad_rows"])
+    images.require_classes(data)
+    parts = images.split_data(data, d["split"], cfg["seed"])
+    if d.get("train_size"):                              # the CIFAR recipes' data.train_size
+        if d["train_size"] > len(parts["train"][1]):
+            raise DeepzooError(f"data.train_size must be between 0 (all) and {len(parts['train'][1])} (the "
+                               f"training images of {d['path']}), got {d['train_size']}")
+        parts["train"] = tuple(a[:d["train_size"]] for a in parts["train"])
+    if fits is not None:
+        fits(cfg, data)
+    model = make(cfg, data.shape, len(data.classes))
+    mean, std = images.channel_stats(parts["train"][0])
+
+    def batches(part, size, **kw):
+        return TensorBatches(images.standardise(part[0], mean, std), torch.from_numpy(part[1]), size, **kw)
+    n_train = len(parts["train"][1])
+    train = batches(parts["train"], d["batch_size"], shuffle=True, transform=augment,
+                    drop_last=drop_last and n_train > d["batch_size"])
+    val = batches(parts["val"], eval_batch) if parts["val"] is not None else None
+    test = batches(parts["test"], eval_batch) if parts["test"] is not None else None
+    facts = images.inference_facts(data, parts, mean, std)
+    return Task(model=model, train=train, val=val, test=test,
+                loss=loss_functions(cfg["model"]["impl"]).cross_entropy, metrics=[Accuracy],
+                monitor="val_acc", headline="test_acc", train_metrics=train_metrics,
+                context={"inference": facts, "labels": data.classes, "source": data.source})
+
+
+def mnist_task(cfg: dict, data_dir, make, fits=None) -> Task:
     from deepzoo.data.mnist import load_mnist
     d = cfg["data"]
+    if d["path"]:
+        augment = random_shift(d["augment_shift"]) if d["augment_shift"] > 0 else None
+        return own_images_task(cfg, make, fits, augment)
+    model = make(cfg)
     data = load_mnist(data_dir, sample=d["sample"])
     (x_all, y_all), (x_test, y_test) = data["train"], data["test"]
     if not 0 <= d["val_size"] < len(x_all):
@@ -51,17 +95,22 @@ def mnist_task(cfg: dict, data_dir, model: torch.nn.Module) -> Task:
 
 
 def build_mlp(cfg: dict, data_dir) -> Task:
-    return mnist_task(cfg, data_dir, mlp(cfg))
+    return mnist_task(cfg, data_dir, mlp)
 
 
-def lenet(cfg: dict) -> LeNet:
+def lenet(cfg: dict, shape: tuple = (1, 28, 28), classes: int = 10) -> LeNet:
     m = cfg["model"]
-    return LeNet(c1=m["c1"], c2=m["c2"], hidden=m["hidden"], dropout=m["dropout"],
-                 channels_last=m["channels_last"], impl=m["impl"])
+    return LeNet(in_channels=shape[0], num_classes=classes, c1=m["c1"], c2=m["c2"], hidden=m["hidden"],
+                 dropout=m["dropout"], image_size=tuple(shape[1:]), channels_last=m["channels_last"], impl=m["impl"])
+
+
+def lenet_fits(cfg: dict, data) -> None:
+    from deepzoo.data.images import check_min_size
+    check_min_size(data, cfg["recipe"], "LeNet", (16, 16), "two 5x5 convolutions and two 2x2 max-pools")
 
 
 def build_cnn(cfg: dict, data_dir) -> Task:
-    return mnist_task(cfg, data_dir, lenet(cfg))
+    return mnist_task(cfg, data_dir, lenet, lenet_fits)
 
 
 def load_digit(item) -> torch.Tensor:
@@ -103,27 +152,43 @@ def classify(model: torch.nn.Module, x: torch.Tensor, names: list[str], inputs: 
 
 
 def predict_digits(task: Task, cfg: dict, items: list) -> list[dict]:
-    """Digits (paths, PIL images or arrays), prepared as MNIST was, classified in one batch."""
-    x = torch.cat([load_digit(item) for item in items])
+    """Digits (paths, PIL images or arrays), prepared as MNIST was, classified in one batch; for a run on
+    your own images, pictures resized and standardised as its training images were."""
+    if "input" in task.context:
+        from deepzoo.data.images import prepare
+        x = torch.cat([prepare(item, task.context["input"]) for item in items])
+    else:
+        x = torch.cat([load_digit(item) for item in items])
     return classify(task.model, x, task.context["classes"], items)
 
 
 def artefacts(task: Task, cfg: dict) -> dict:
     """What turns a picture into the model's input and its output into an answer."""
+    if "inference" in task.context:                    # your own images: their size, statistics and classes
+        return {"inference.json": task.context["inference"]}
     return {"inference.json": {"input": {"channels": 1, "height": 28, "width": 28, "scale": 1 / 255,
                                          "mean": [MEAN], "std": [STD]},
                                "classes": [str(k) for k in range(10)]}}
 
 
-def restore(make_model):
+def restore(make_model, key: str = "classes"):
+    """Rebuild the model from config.json and inference.json; ``key`` names the class list in the context
+    (``classes`` for the MNIST recipes, ``labels`` for the CIFAR ones)."""
     def restore(cfg: dict, stored) -> Task:
-        return Task.for_inference(make_model(cfg), {"classes": stored.json()["classes"]})
+        from deepzoo.data.images import stored_input
+        info = stored.json()
+        own = stored_input(info, stored.folder / "inference.json")
+        if own is None:
+            return Task.for_inference(make_model(cfg), {key: info["classes"]})
+        shape, classes = own
+        return Task.for_inference(make_model(cfg, shape, len(classes)), {key: classes, "input": info["input"]})
     return restore
 
 
-def mlp(cfg: dict) -> MLP:
+def mlp(cfg: dict, shape: tuple = (1, 28, 28), classes: int = 10) -> MLP:
     m = cfg["model"]
-    return MLP(28 * 28, m["hidden"], 10, activation=m["activation"], dropout=m["dropout"], impl=m["impl"])
+    return MLP(shape[0] * shape[1] * shape[2], m["hidden"], classes, activation=m["activation"],
+               dropout=m["dropout"], impl=m["impl"])
 
 
 QUICK = {"data": QUICK_DATA, "train": {"epochs": 3}}

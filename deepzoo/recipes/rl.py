@@ -85,7 +85,7 @@ def plot_returns(rows: list[dict], x: str, path: Path, title: str, threshold: fl
 
 def build_q(cfg: dict, data_dir) -> Job:
     a = cfg["agent"]
-    for k in ("gamma", "lr", "lr_end", "epsilon", "epsilon_end", "decay_fraction"):
+    for k in ("gamma", "lr", "lr_end", "lr_fraction", "eps_start", "eps_end", "eps_fraction"):
         _check_fraction(f"agent.{k}", a[k])
     if cfg["train"]["episodes"] < 1 or cfg["eval"]["episodes"] < 1:
         raise DeepzooError("train.episodes and eval.episodes must be at least 1")
@@ -110,8 +110,8 @@ def fit_q(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metric
                 f"  ε {row['epsilon']:.3f}  α {row['alpha']:.4f}")
     bar = tqdm(total=t["episodes"], unit="episode", disable=not progress, leave=False)
     start = time.perf_counter()
-    q = qlearning.train(env, t["episodes"], a["gamma"], (a["lr"], a["lr_end"], a["decay_fraction"]),
-                        (a["epsilon"], a["epsilon_end"], a["decay_fraction"]), cfg["seed"], on_log,
+    q = qlearning.train(env, t["episodes"], a["gamma"], (a["lr"], a["lr_end"], a["lr_fraction"]),
+                        (a["eps_start"], a["eps_end"], a["eps_fraction"]), cfg["seed"], on_log,
                         log_every=max(1, t["episodes"] // 50), tick=bar.update)
     seconds = time.perf_counter() - start
     bar.close()
@@ -177,7 +177,10 @@ def predict_rl(loaded, cfg: dict, item: str, seed: int | None = None) -> dict:
             "returns": [round(float(r), 3) for r in episodes.returns[:20]]}
 
 
-_Q_AGENT = {"gamma": 0.99, "lr": 0.1, "lr_end": 0.01, "epsilon": 1.0, "epsilon_end": 0.01, "decay_fraction": 0.8}
+# ε and α each decay linearly from their start to their end value over the first *_fraction of the episodes
+# (the ε keys are DQN's names; an older deepzoo's epsilon, epsilon_end and decay_fraction are read as these)
+_Q_AGENT = {"gamma": 0.99, "lr": 0.1, "lr_end": 0.01, "lr_fraction": 0.8,
+            "eps_start": 1.0, "eps_end": 0.01, "eps_fraction": 0.8}
 for name, env_id, kwargs, episodes, reference, quick in (
         ("qlearning-frozenlake", "FrozenLake-v1", "map_name = '4x4', is_slippery = true", 20_000,
          Reference("eval_success_rate", 0.70, "gymnasium's reward threshold for FrozenLake-v1 (slippery 4x4)",

@@ -1,89 +1,270 @@
-"""``deepzoo tour``: train every recipe and write one HTML page of figures and plots.
+"""``deepzoo tour``: train every recipe and write one HTML page that shows what each model learned.
 
-With ``quick`` each recipe runs its quick preset on the samples shipped in the package, so the tour
-works offline on a fresh machine in minutes. Quick figures come from a few epochs on a small sample;
-they show that everything runs end to end, not the published figure (the README's table has those,
-from the default configs).
+By default (``quick``) each recipe runs its quick preset on the samples shipped in the package, so the tour
+works offline on a fresh machine in minutes; ``quick=False`` (``deepzoo tour --full``) trains the default
+configs on the full datasets. For every recipe the page shows:
+
+- its figure, and beside it the same figure for a model that learned nothing (the untrained model with the
+  run's seed, the majority class, a random policy, the loss at the start: deepzoo/report/learned.py), with
+  the verdict "learned" when the trained figure is clearly better;
+- what the model does, from the run folder alone (``deepzoo.load(run).predict`` / ``.sample``;
+  deepzoo/report/showcase.py): test images with the predicted classes, sentences with their sentiment, a
+  prompt continued, translations, nearest words and an analogy, the policy on the map, sample grids and
+  the denoising strip, the node embedding map;
+- its training curves.
+
+A recipe that fails, for any reason, is reported on the page with its error and the tour goes on; the
+tour then raises a DeepzooError naming the failed recipes (``deepzoo tour`` exits with status 2). Quick
+figures come from a few epochs on small samples: they show that each model learns, not the published
+figure (the README's table has those, from the default configs). ``tour.json`` beside ``report.html``
+holds the same results for programs (benchmarks/tour.py, the tests).
 """
 
 from __future__ import annotations
 
-import base64
 import html
+import json
+import platform
 import time
+import traceback
 from pathlib import Path
 
 from deepzoo import recipes
 from deepzoo.errors import DeepzooError
-from deepzoo.files import atomic_write_bytes
-from deepzoo.train.metrics import format_metric
-from deepzoo.train.run import train
+from deepzoo.files import atomic_write_bytes, atomic_write_json
+from deepzoo.report import learned as learned_lib
+from deepzoo.report.format import table
+from deepzoo.report.showcase import file_img
 
 
 def tour(quick: bool = True, out=None, data_dir=None, only: list[str] | None = None,
          progress: bool = True, log=print) -> Path:
+    """Train each recipe (``only``: these), check it learned, show it; write ``OUT/report.html`` and
+    ``OUT/tour.json``; return the report's path."""
+    from deepzoo.train.run import train
     chosen = [recipes.get(n) for n in only] if only else recipes.all_recipes()
     out = Path(out or f"runs/tour-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for recipe in chosen:
-        log(f"== {recipe.name} ({'quick preset' if quick else 'default config'})")
-        run_dir = out / recipe.name
-        start = time.perf_counter()
+    started = time.perf_counter()
+    entries: list[dict] = []
+    for i, recipe in enumerate(chosen, 1):
+        log(f"== [{i}/{len(chosen)}] {recipe.name} ({'quick preset' if quick else 'default config'})")
+        entry = {"recipe": recipe.name, "family": recipe.family, "dataset": recipe.dataset,
+                 "preset": "quick" if quick else None, "run_dir": str(out / recipe.name), "error": None,
+                 "seconds": {}}
+        measured: dict = {}
+
+        def on_built(task, cfg, recipe=recipe, measured=measured):
+            try:
+                measured.update(learned_lib.before(recipe, task, cfg))
+            except Exception as e:                    # reported with the recipe; training goes on
+                measured["error"] = _describe(e, "measuring the untrained model")
+
+        start, cpu = time.perf_counter(), time.process_time()
         try:
-            summary = train(recipe.name, preset="quick" if quick else None, out=run_dir,
-                            data_dir=data_dir, progress=progress, log=log)
-            error = None
-        except DeepzooError as e:
-            summary, error = None, str(e)
-            log(f"   failed: {e}")
-        results.append((recipe, run_dir, summary, error, time.perf_counter() - start))
+            summary = train(recipe.name, preset="quick" if quick else None, out=out / recipe.name,
+                            data_dir=data_dir, progress=progress, log=log, on_built=on_built)
+            entry.update(metric=summary["metric"], value=summary["value"], train_seconds=summary["train_seconds"],
+                         meets_reference=summary["meets_reference"])
+            if "error" in measured:
+                entry["error"], entry["traceback"] = measured.pop("error")
+        except Exception as e:                        # any failure: reported, and the tour goes on
+            entry["error"], entry["traceback"] = _describe(e, "training")
+        entry["seconds"]["train"] = round(time.perf_counter() - start, 2)
+        entry["cpu_seconds"] = round(time.process_time() - cpu, 2)   # all threads: with the wall time, the load
+        entry["_measured"] = measured
+        if entry["error"]:
+            log(f"   failed: {entry['error']}")
+        entries.append(entry)
+
+    # Then judge and show each model; generated digits are scored by this tour's cnn-mnist, if it trained.
+    classifier = next((Path(e["run_dir"]) for e in entries if e["recipe"] == "cnn-mnist" and not e["error"]), None)
+    for entry in entries:
+        recipe, measured = recipes.get(entry["recipe"]), entry.pop("_measured")
+        if entry["error"]:
+            continue
+        start, cpu = time.perf_counter(), time.process_time()
+        run_dir = Path(entry["run_dir"])
+        try:
+            verdict = learned_lib.after(recipe, run_dir, measured, classifier)
+            entry["_untrained_samples"] = verdict.pop("_untrained_samples", None)
+            entry["learned"] = verdict
+        except Exception as e:
+            entry["error"], entry["traceback"] = _describe(e, "checking that it learned")
+        try:
+            from deepzoo.report.showcase import show
+            entry["_show"] = show(recipe, run_dir, out / "showcase" / recipe.name, data_dir)
+        except Exception as e:
+            if not entry["error"]:
+                entry["error"], entry["traceback"] = _describe(e, "showing what it does")
+        entry["seconds"]["report"] = round(time.perf_counter() - start, 2)
+        entry["cpu_seconds"] = round(entry["cpu_seconds"] + time.process_time() - cpu, 2)
+        if entry["error"]:
+            log(f"   {recipe.name} failed: {entry['error']}")
+    for entry in entries:
+        entry["seconds"]["total"] = round(sum(entry["seconds"].values()), 2)
+    total = time.perf_counter() - started
+
+    result = {"quick": quick, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "total_seconds": round(total, 1),
+              "machine": machine(), "recipes": [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries]}
+    atomic_write_json(out / "tour.json", result)
     path = out / "report.html"
-    atomic_write_bytes(path, _html(results, quick).encode())
-    failed = [r.name for r, _, _, e, _ in results if e]
+    atomic_write_bytes(path, render(entries, result).encode())
+    log(summary_table(result))
+    failed = [e["recipe"] for e in entries if e["error"]]
     if failed:
-        raise DeepzooError(f"tour: {len(failed)} recipe(s) failed ({', '.join(failed)}); "
-                           f"the report is in {path}")
+        raise DeepzooError(f"tour: {len(failed)} recipe(s) failed ({', '.join(failed)}); the report is in {path}")
     return path
 
 
-def _html(results, quick: bool) -> str:
-    rows, plots = [], []
-    for recipe, run_dir, s, error, seconds in results:
-        ref = recipe.reference
-        value = s["value"] if s else None
-        verdict = "error" if error else {True: "meets", False: "below", None: "n/a"}[s["meets_reference"]]
-        rows.append(
-            f"<tr><td>{recipe.name}</td><td>{html.escape(recipe.family)}</td><td>{html.escape(recipe.dataset)}</td>"
-            f"<td>{ref.metric}</td><td>{format_metric(ref.metric, value)}</td>"
-            f"<td>{format_metric(ref.metric, ref.value)}</td><td>{html.escape(ref.source)}</td>"
-            f"<td class='{verdict}'>{verdict}</td><td>{seconds:.1f}s</td></tr>")
-        png = run_dir / "curves.png"
-        if png.exists():
-            data = base64.b64encode(png.read_bytes()).decode()
-            plots.append(f"<h3>{recipe.name}</h3><img alt='training curves of {recipe.name}' "
-                         f"src='data:image/png;base64,{data}'>")
-        if error:
-            plots.append(f"<h3>{recipe.name}</h3><p class='error'>{html.escape(error)}</p>")
-    note = ("Quick presets: a few epochs on the small samples shipped in the package. They show that "
-            "every recipe runs end to end; the published figures are reached by the default configs "
-            "on the full datasets (see the README)." if quick else
-            "Default configs on the full datasets.")
+def _describe(e: BaseException, stage: str) -> tuple[str, str | None]:
+    """(one line for the page, the traceback for a failure that is not a DeepzooError, else None)."""
+    if isinstance(e, DeepzooError):
+        return str(e), None
+    return f"{type(e).__name__} while {stage}: {e}", traceback.format_exc()
+
+
+def machine() -> dict:
+    """The CPU's name and its vector instruction sets (from /proc/cpuinfo), torch's version and threads."""
+    import torch
+    name, flags = platform.processor() or platform.machine(), []
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        name = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), name)
+        line = next((l for l in info.splitlines() if l.startswith("flags")), "")
+        flags = sorted({f for f in line.split(":", 1)[-1].split() if f == "avx2" or f.startswith(("avx512", "amx"))})
+    except OSError:
+        pass
+    return {"cpu": name, "cpu_flags": flags, "cores": __import__("os").cpu_count(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def fmt(metric: str, value) -> str:
+    """A figure for the page: proportions as percentages, the rest with 4 significant digits."""
+    if value is None:
+        return "-"
+    if metric.endswith(learned_lib.PROPORTION):
+        return f"{100 * value:.1f}%"
+    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+
+
+def _short(metric: str) -> str:
+    """``sample_fd (cnn-mnist features, 1,000 samples)`` -> ``sample_fd``."""
+    return metric.split(" (", 1)[0]
+
+
+def learned_text(v: dict) -> str:
+    others = ", ".join(f"{k} {fmt(v['metric'], x)}" for k, x in v["baselines"].items() if k != v["baseline_name"])
+    return (f"{fmt(v['metric'], v['trained'])} against {fmt(v['metric'], v['baseline'])} for the "
+            f"{v['baseline_name']}" + (f" ({others})" if others else ""))
+
+
+def summary_table(result: dict) -> str:
+    rows = []
+    for e in result["recipes"]:
+        v = e.get("learned")
+        rows.append([e["recipe"], "FAILED" if e["error"] else ("learned" if v and v["learned"] else "NOT LEARNED"),
+                     f"{v['metric']} {fmt(v['metric'], v['trained'])} vs {fmt(v['metric'], v['baseline'])} "
+                     f"({v['baseline_name']})" if v else (e["error"] or "")[:80],
+                     f"{e['seconds'].get('total', 0):.1f}s"])
+    return (table(rows, ["recipe", "verdict", "figure vs baseline", "time"])
+            + f"\ntotal {result['total_seconds']:.0f}s on {result['machine']['cpu']}")
+
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto; max-width: 1150px;
+       padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+h2 small { font-weight: normal; color: #666; font-size: 0.6em; }
+table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #ccc; padding: 3px 7px; text-align: left;
+       vertical-align: top; } th { background: #f3f3f3; }
+table.summary td:nth-child(n+4) { white-space: nowrap; } small { color: #666; }
+.ok { color: #070; font-weight: 600; } .bad, .error { color: #b00; font-weight: 600; } .note { color: #555; }
+.row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
+figure { margin: 0; text-align: center; font-size: 0.85em; } figure img { image-rendering: pixelated; }
+img.plot { max-width: 100%; display: block; margin: 0.5em 0; } img.curves { max-width: 100%; }
+pre { background: #f7f7f7; padding: 0.5em; white-space: pre-wrap; } pre.map { font-size: 1.4em; line-height: 1.2;
+      display: inline-block; }
+table.show td { max-width: 520px; } details { margin: 0.5em 0; }
+"""
+
+
+def render(entries: list[dict], result: dict) -> str:
+    """The self-contained page (images inlined as data: URIs; no script, no external file)."""
+    quick = result["quick"]
+    m = result["machine"]
+    rows, sections = [], []
+    for e in entries:
+        name = e["recipe"]
+        v = e.get("learned")
+        figure = base = "-"
+        if e["error"]:
+            check = verdict = "<span class='error'>failed</span>"
+        else:
+            verdict = "quick preset" if quick else {True: "meets", False: "below", None: "n/a"}[e.get("meets_reference")]
+            check = "-"
+            if v:
+                check = f"<span class='ok'>yes</span>" if v["learned"] else "<span class='bad'>no</span>"
+                base = f"{fmt(v['metric'], v['baseline'])} <small>{html.escape(v['baseline_name'])}</small>"
+                figure = f"{fmt(v['metric'], v['trained'])} <small>{html.escape(_short(v['metric']))}</small>"
+        rows.append(f"<tr><td><a href='#{name}'>{name}</a></td><td>{html.escape(e['family'])}</td>"
+                    f"<td>{html.escape(e['dataset'])}</td><td>{figure}</td><td>{base}</td><td>{check}</td>"
+                    f"<td>{verdict}</td><td>{e['seconds'].get('total', 0):.1f}s</td></tr>")
+        sections.append(_section(e, quick))
+    note = ("Quick presets: a few epochs on the small samples shipped in the package. Each figure stands "
+            "beside the same figure for a model that learned nothing (the untrained model with the run's "
+            "seed, the majority class, a random policy, the loss at the start); the published figures are "
+            "reached by the default configs on the full datasets (see the README)." if quick else
+            "Default configs on the full datasets; each figure beside its published reference and beside a "
+            "model that learned nothing.")
+    flags = ", ".join(m["cpu_flags"]) or "none of avx2/avx512/amx"
+    failed = [e["recipe"] for e in entries if e["error"]]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>deepzoo tour</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1100px; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
-th {{ background: #f3f3f3; }} .meets {{ color: #070; }} .below {{ color: #a60; }} .error {{ color: #b00; }}
-img {{ max-width: 100%; }}
-</style></head><body>
+<link rel="icon" href="data:,">
+<style>{STYLE}</style></head><body>
 <h1>deepzoo tour</h1>
+<p class="note">{html.escape(result['date'])}: {len(entries)} recipes in {result['total_seconds']:.0f} s on
+{html.escape(m['cpu'])} ({flags}; torch {html.escape(m['torch'])}, {m['threads']} threads,
+{html.escape(m['cpu_capability'])} kernels).{f" <span class='error'>Failed: {html.escape(', '.join(failed))}.</span>" if failed else ""}</p>
 <p>{note}</p>
-<table><tr><th>recipe</th><th>family</th><th>dataset</th><th>metric</th><th>reached</th>
-<th>reference</th><th>source</th><th>vs reference</th><th>time</th></tr>
+<table class="summary"><tr><th>recipe</th><th>family</th><th>dataset</th><th>figure</th>
+<th>without learning</th><th>learned?</th><th>vs reference</th><th>time</th></tr>
 {''.join(rows)}
 </table>
-<h2>Training curves</h2>
-{''.join(plots)}
+{''.join(sections)}
 </body></html>
 """
+
+
+def _section(e: dict, quick: bool) -> str:
+    name = e["recipe"]
+    recipe = recipes.get(name)
+    parts = [f"<section id='{name}'><h2>{name} <small>{html.escape(e['family'])} &middot; "
+             f"{html.escape(e['dataset'])}</small></h2><p class='note'>{html.escape(recipe.description)}</p>"]
+    if e["error"]:
+        parts.append(f"<p class='error'>{html.escape(e['error'])}</p>")
+        if e.get("traceback"):
+            parts.append(f"<details><summary>traceback</summary><pre>{html.escape(e['traceback'])}</pre></details>")
+    v = e.get("learned")
+    if v:
+        parts.append(f"<p><span class='{'ok' if v['learned'] else 'bad'}'>{'Learned' if v['learned'] else 'Not learned'}"
+                     f"</span>: {html.escape(v['metric'])} {html.escape(learned_text(v))}; "
+                     f"<span class='note'>the rule: {html.escape(v['rule'])}, so "
+                     f"{'at least' if v['higher_is_better'] else 'at most'} {fmt(v['metric'], v['threshold'])}.</span></p>")
+    if not quick and e.get("value") is not None:
+        ref = recipe.reference
+        parts.append(f"<p>Reference: {fmt(ref.metric, ref.value)} ({html.escape(ref.source)}).</p>")
+    if e.get("_show"):
+        parts.append(e["_show"])
+    if e.get("_untrained_samples") is not None:
+        from deepzoo.report.showcase import grid_png, img
+        parts.append("<p>The untrained model's samples, for comparison:</p>"
+                     + img(grid_png(e["_untrained_samples"], nrow=16), f"samples of the untrained {name}"))
+    curves = Path(e["run_dir"]) / "curves.png"
+    if curves.exists() and not name.startswith(("qlearning", "dqn")):
+        parts.append(file_img(curves, f"training curves of {name}", "curves"))
+    parts.append(f"<p class='note'>{e['seconds'].get('total', 0):.1f} s: training {e['seconds'].get('train', 0):.1f} s "
+                 f"(of which {e.get('train_seconds', 0):.1f} s in epochs), checking and showing "
+                 f"{e['seconds'].get('report', 0):.1f} s.</p></section>")
+    return "".join(parts)

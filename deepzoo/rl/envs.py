@@ -34,6 +34,8 @@ def make(env_id: str, kwargs: dict | None = None, observations: str = "any"):
             raise DeepzooError(f"env.id {env_id!r}: {e}") from None
         except TypeError as e:
             raise DeepzooError(f"env.kwargs for {env_id}: {e}") from None
+        except Exception as e:  # an environment's own check of an option (FrozenLake's map_name='9x9': KeyError)
+            raise DeepzooError(f"env.kwargs for {env_id}: {type(e).__name__}: {e}") from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()
         raise DeepzooError(f"{env_id} has {env.action_space} actions; Q-learning and DQN need discrete actions")

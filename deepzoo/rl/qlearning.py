@@ -33,11 +33,13 @@ def greedy(q: np.ndarray, state: int, rng: np.random.Generator) -> int:
     return int(best[0] if len(best) == 1 else rng.choice(best))
 
 
-def train(env, episodes: int, gamma: float, lr: tuple, epsilon: tuple, seed: int,
+def train(env, episodes: int, gamma: float, lr: tuple, eps: tuple, seed: int,
           on_log: Callable[[dict], None] | None = None, log_every: int = 1000, tick=None) -> np.ndarray:
     """Learn Q for ``env`` (Discrete observations and actions) over ``episodes`` episodes.
 
-    ``lr`` and ``epsilon`` are (start, end, fraction of the episodes over which they decay). Every
+    ``lr`` is (lr, lr_end, lr_fraction) and ``eps`` (eps_start, eps_end, eps_fraction), as the recipes'
+    ``agent.*`` keys name them: a start value, an end value, and the fraction of the episodes over which
+    it decays linearly from one to the other (DQN names its ε schedule the same). Every
     ``log_every`` episodes ``on_log`` receives the window's mean return and success rate.
     """
     rng = np.random.default_rng(seed)
@@ -45,11 +47,11 @@ def train(env, episodes: int, gamma: float, lr: tuple, epsilon: tuple, seed: int
     window_returns, window_success, steps, start = [], [], 0, time.perf_counter()
     for episode in range(episodes):
         progress = episode / max(episodes - 1, 1)
-        alpha, eps = linear(*lr, progress), linear(*epsilon, progress)
+        alpha, epsilon = linear(*lr, progress), linear(*eps, progress)
         s, _ = env.reset(seed=int(rng.integers(2**31)))
         total, done = 0.0, False
         while not done:
-            a = int(rng.integers(env.action_space.n)) if rng.random() < eps else greedy(q, s, rng)
+            a = int(rng.integers(env.action_space.n)) if rng.random() < epsilon else greedy(q, s, rng)
             s2, r, terminated, truncated, _ = env.step(a)
             target = r + (0.0 if terminated else gamma * q[s2].max())
             q[s, a] += alpha * (target - q[s, a])                 # the temporal-difference update
@@ -61,7 +63,7 @@ def train(env, episodes: int, gamma: float, lr: tuple, epsilon: tuple, seed: int
             tick()
         if on_log is not None and (episode + 1) % log_every == 0:
             on_log({"episodes": episode + 1, "env_steps": steps, "train_return": float(np.mean(window_returns)),
-                    "train_success": float(np.mean(window_success)), "epsilon": eps, "alpha": alpha,
+                    "train_success": float(np.mean(window_success)), "epsilon": epsilon, "alpha": alpha,
                     "train_seconds": round(time.perf_counter() - start, 3)})
             window_returns, window_success = [], []
     return q

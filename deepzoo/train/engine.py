@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 from deepzoo.data.batches import Batches
 from deepzoo.errors import DeepzooError, TrainingDiverged
 from deepzoo.nn import optimizer_class
-from deepzoo.files import append_jsonl, atomic_write_bytes
-from deepzoo.train import checkpoint, distributed
+from deepzoo.files import append_jsonl, atomic_write_bytes, atomic_write_json
+from deepzoo.train import checkpoint, distributed, tensorboard
 from deepzoo.train.metrics import Metric
 from deepzoo.train.schedules import lr_factor
 
@@ -44,10 +44,11 @@ ENGINE_DEFAULTS = {
               "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0.0, "gamma": 0.1,
               "step_size": 1, "min_lr_factor": 0.0, "decay_start": 0},
     "train": {"epochs": 10, "clip_grad_norm": 0.0, "early_stopping": 0, "device": "auto",
-              "keep_checkpoints": 1, "precision": "fp32", "log_steps": False},
+              "keep_checkpoints": 1, "precision": "fp32", "log_steps": False, "tensorboard": False},
 }
 
 PRECISIONS = ("fp32", "bf16", "fp16", "fp64", "auto")
+DIVERGED = "diverged.json"   # written into the run folder when the loss becomes NaN or infinite
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -175,6 +176,23 @@ def maximises(monitor: str, metrics: list[type[Metric]]) -> bool:
                        f"task's metrics ({', '.join(m.name for m in metrics) or 'none'})")
 
 
+def check_setup(task: Task, cfg: dict, ctx=None) -> tuple[torch.device, str]:
+    """The device and precision training ``task`` will use, or the error that it cannot: a GPU PyTorch does
+    not see, fp16 on a CPU, fp64 or torchrun for a recipe with its own step. What the config allows depends
+    on the machine too; run.train asks here before it makes the run folder."""
+    ctx = ctx or distributed.current()
+    device = select_device(distributed.device_for(ctx, cfg["train"]["device"]))
+    precision = resolve_precision(cfg["train"]["precision"], device)
+    autocast(device, precision)  # an impossible precision fails here, before any training
+    if precision == "fp64" and task.train_step is not None:
+        raise DeepzooError(f"train.precision=fp64: {cfg.get('recipe', 'this recipe')} trains with its own step, "
+                           f"which draws its noise in fp32; use fp32")
+    if ctx.enabled and task.train_step is not None:
+        raise DeepzooError(f"{cfg.get('recipe', 'this recipe')} trains with its own step (two players, or a "
+                           f"sampled loss), which DDP does not wrap yet; run it on one process")
+    return device, precision
+
+
 class Trainer:
     """Train ``task`` with the engine part of ``cfg`` into the folder ``run_dir``."""
 
@@ -186,19 +204,11 @@ class Trainer:
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress, self.log = progress and self.main, (log if self.main else lambda *_: None)
-        self.device = select_device(distributed.device_for(self.dist, cfg["train"]["device"]))
-        self.precision = resolve_precision(cfg["train"]["precision"], self.device)
-        autocast(self.device, self.precision)  # an impossible precision fails here, before any training
+        self.device, self.precision = check_setup(task, cfg, self.dist)   # (train() checked it before the folder)
         self.dtype = torch.float64 if self.precision == "fp64" else None   # inputs cast to it; else as built
-        if self.dtype is not None and task.train_step is not None:
-            raise DeepzooError(f"train.precision=fp64: {cfg.get('recipe', 'this recipe')} trains with its own step, "
-                               f"which draws its noise in fp32; use fp32")
         self.model = task.model.to(self.device, self.dtype)
         self.train_model = self.model                # what the training step calls: DDP(model) under torchrun
         if self.dist.enabled:
-            if task.train_step is not None:
-                raise DeepzooError(f"{cfg.get('recipe', 'this recipe')} trains with its own step (two players, or a "
-                                   f"sampled loss), which DDP does not wrap yet; run it on one process")
             distributed.check_batch(getattr(task.train, "batch_size", 0) or 0, self.dist)
             if hasattr(task.train, "shard"):
                 task.train.shard(self.dist.rank, self.dist.world)
@@ -220,6 +230,7 @@ class Trainer:
         self.callbacks: list[Callable[[Trainer, dict], None]] = []
         # train.log_steps: every step's (global-batch) loss, written to steps.jsonl after each epoch
         self.step_log: list[dict] | None = [] if cfg["train"].get("log_steps") else None
+        self.tensorboard = None   # train.tensorboard: a SummaryWriter on rank 0, opened when fit() starts
 
     # --- the learning-rate schedule --------------------------------------------------------------
     def _set_lr(self) -> float:
@@ -260,6 +271,8 @@ class Trainer:
             if not math.isfinite(logs["loss"]):
                 self._diverged(logs["loss"], lr)
             self.step += 1
+            if self.tensorboard is not None:
+                self.tensorboard.add_scalar("step/train_loss", logs["loss"], self.step)
             if self.step_log is not None:
                 self.step_log.append({"step": self.step, **logs})
             for k, v in logs.items():
@@ -295,9 +308,14 @@ class Trainer:
         latest = checkpoint.read_latest(self.ckpt_root)
         kept = (f"the last good checkpoint ({self.ckpt_root / latest['last']}) is kept"
                 if latest else "no checkpoint had been written yet")
-        raise TrainingDiverged(
-            f"loss became {value} at epoch {self.epoch + 1}, step {self.step} (lr {lr:.3g}); "
-            f"training stopped and {kept}. Lower optim.lr or set train.clip_grad_norm")
+        message = (f"loss became {value} at epoch {self.epoch + 1}, step {self.step} (lr {lr:.3g}); "
+                   f"training stopped and {kept}. Lower optim.lr or set train.clip_grad_norm")
+        if self.main:            # the run folder says so (deepzoo runs); a later resume that trains removes it
+            atomic_write_json(self.run_dir / DIVERGED, {"epoch": self.epoch + 1, "step": self.step,
+                                                        "loss": str(value), "lr": lr, "message": message})
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        raise TrainingDiverged(message)
 
     # --- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -324,6 +342,10 @@ class Trainer:
         patience = self.cfg["train"]["early_stopping"]
         monitor = self.task.monitor if self.task.val is not None else "train_loss"
         maximise = maximises(monitor, self.task.metrics)
+        if self.main:
+            (self.run_dir / DIVERGED).unlink(missing_ok=True)
+            if self.cfg["train"].get("tensorboard"):
+                self.tensorboard = tensorboard.open_writer(self.run_dir, purge_step=self.step + 1)
         while self.epoch < epochs and not (self.stopped_early or self.stop):
             start = time.perf_counter()
             row = self.train_epoch()
@@ -349,10 +371,14 @@ class Trainer:
                     self.step_log.clear()
                 append_jsonl(self.metrics_path, row)
                 self._save(best=improved)
+                if self.tensorboard is not None:
+                    tensorboard.write_epoch(self.tensorboard, row)
             distributed.barrier()                          # the checkpoint is complete before anyone goes on
             self.log(self._format(row))
             for callback in self.callbacks:
                 callback(self, row)
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         if self.stopped_early:
             self.log(f"early stopping: {monitor} has not improved for {patience} epochs "
                      f"(best {self.best_value:.4f} at epoch {self.best_epoch})")

@@ -20,12 +20,12 @@ import torch
 from deepzoo import __version__
 from deepzoo import artefacts as arts
 from deepzoo import config as cfglib
-from deepzoo import recipes
+from deepzoo import recipes, schema
 from deepzoo.errors import DeepzooError
 from deepzoo.report.plots import plot_curves
 from deepzoo.files import append_jsonl, atomic_write_json
 from deepzoo.train import checkpoint, distributed
-from deepzoo.train.engine import Trainer, count_parameters, read_metrics
+from deepzoo.train.engine import Trainer, check_setup, count_parameters, read_metrics
 
 
 def _seed_everything(seed: int) -> None:
@@ -71,9 +71,14 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict, recipes.Recipe, dict]:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise DeepzooError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("recipe"), str) or not isinstance(meta.get("config"), dict):
+        raise DeepzooError(f"{path} is not a deepzoo run's config (it needs \"recipe\" and \"config\")")
     recipe = recipes.get(meta["recipe"])
-    # keys added to a recipe after the run was made take their defaults (an older run still resumes)
-    config = recipes._merge(recipe.full_defaults(), meta["config"])
+    rules = schema.for_recipe(recipe)
+    # keys an older deepzoo named otherwise take their new names, and keys added to a recipe after the run
+    # was made take their defaults (an older run still resumes); then every value is checked, as for train
+    config = recipes._merge(recipe.full_defaults(), schema.upgrade(rules, meta["config"]))
+    rules.check(config, where=str(path))
     return run_dir, meta, recipe, {**config, "recipe": recipe.name, "preset": meta.get("preset")}
 
 
@@ -110,7 +115,7 @@ def default_run(recipe_name: str, run_dir: str | Path | None = None, data_dir=No
 def _summary(recipe: recipes.Recipe, results: dict, run_dir: Path, cfg: dict, *, epochs_run: int,
              best_epoch: int | None, stopped_early: bool, train_seconds: float, parameters: int,
              device: str, precision: str = "fp32") -> dict:
-    ref = recipe.reference
+    ref = recipe.reference_of(cfg)
     value = results.get(ref.metric)
     summary = {
         "recipe": recipe.name, "family": recipe.family, "dataset": recipe.dataset,
@@ -174,16 +179,24 @@ def write_artefacts(recipe: recipes.Recipe, task, cfg: dict, run_dir: Path) -> N
 
 def train(recipe_name: str, preset: str | None = None, config_file=None, sets=(), epochs=None, seed=None,
           out=None, data_dir=None, progress: bool = True, log: Callable[[str], None] = print,
-          callbacks=(), overrides: dict | None = None) -> dict:
+          callbacks=(), overrides: dict | None = None, on_built: Callable | None = None) -> dict:
+    """Train ``recipe_name`` into a new run folder; return its summary (and ``run_dir``). ``on_built(task,
+    cfg)``, if given, sees the built task (the untrained model and the data) before any training: the tour
+    measures the untrained model there (deepzoo/report/learned.py) without reading the data twice."""
     ctx = distributed.setup()     # joins the process group when started by torchrun
     recipe = recipes.get(recipe_name)
+    # every value checked against the recipe's schema before anything is read or written
     cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, preset, config_file, sets, epochs, seed,
-                         overrides)
+                         overrides, schema=schema.for_recipe(recipe))
     run_dir = Path(distributed.broadcast(str(new_run_dir(out, recipe.name, create=False))))  # rank 0's name
     meta = {"recipe": recipe.name, "preset": preset, "data_dir": str(data_dir) if data_dir else None,
             "config": cfg}
     cfg = {**cfg, "recipe": recipe.name, "preset": preset}
-    task = _build(recipe, cfg, data_dir)  # bad data or config fails here, before a folder is made
+    task = _build(recipe, cfg, data_dir)  # bad data fails here, before a folder is made
+    if recipe.fit is None:
+        check_setup(task, cfg)            # and a device or precision this machine lacks
+    if on_built is not None:
+        on_built(task, cfg)
     if ctx.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", meta)
@@ -284,7 +297,7 @@ def evaluate(run_dir, data_dir=None, progress: bool = False, log=print) -> dict:
                 results.update(trainer.evaluate(batches, split))
         if recipe.score is not None:
             results.update(recipe.score(task, cfg))
-    ref = recipe.reference
+    ref = recipe.reference_of(cfg)
     value = results.get(ref.metric)
     return {"recipe": recipe.name, "results": results, "metric": ref.metric, "value": value,
             "reference": {"value": ref.value, "source": ref.source},
