@@ -26,14 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), [])
-    return sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+from deepzoo.figures import cpu
 
 
 def folder_size(path: Path) -> dict:
@@ -94,7 +87,7 @@ def main() -> None:
         rows.append(row)
     print(json.dumps({"benchmark": "cold predict latency and run folder size", "rows": rows,
                       "repeats": args.repeats, "baseline": args.baseline,
-                      "machine": {"cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+                      "machine": {"cpu_flags": cpu()[1], "cores": os.cpu_count(),
                                   "python": platform.python_version()}}, indent=1))
 
 

@@ -187,8 +187,9 @@ def problems(data: dict, recipe_names: list[str] | None = None) -> list[str]:
 
 # --- writing (the benchmarks) --------------------------------------------------------------------
 
-def this_machine() -> tuple[str, list[str]]:
-    """(a description, the CPU's vector flags) of the machine this process runs on, from /proc/cpuinfo."""
+def cpu() -> tuple[str, list[str]]:
+    """(the CPU's model name, its vector flags: avx*, amx*, fma) from /proc/cpuinfo, for every figure that
+    says which machine it was measured on (the benchmarks, the tour)."""
     import platform
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -199,6 +200,12 @@ def this_machine() -> tuple[str, list[str]]:
     flags = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
     model = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), "") or \
         platform.processor() or platform.machine()
+    return model, flags
+
+
+def this_machine() -> tuple[str, list[str]]:
+    """(a description, the CPU's vector flags) of the machine this process runs on, from /proc/cpuinfo."""
+    model, flags = cpu()
     if "amx_tile" in flags:
         kind = "AMX"
     elif "avx512_bf16" in flags:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import html
 import json
-import platform
 import time
 import traceback
 from pathlib import Path
@@ -127,14 +126,10 @@ def _describe(e: BaseException, stage: str) -> tuple[str, str | None]:
 def machine() -> dict:
     """The CPU's name and its vector instruction sets (from /proc/cpuinfo), torch's version and threads."""
     import torch
-    name, flags = platform.processor() or platform.machine(), []
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        name = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), name)
-        line = next((l for l in info.splitlines() if l.startswith("flags")), "")
-        flags = sorted({f for f in line.split(":", 1)[-1].split() if f == "avx2" or f.startswith(("avx512", "amx"))})
-    except OSError:
-        pass
+
+    from deepzoo.figures import cpu
+    name, flags = cpu()
+    flags = [f for f in flags if f == "avx2" or f.startswith(("avx512", "amx"))]
     return {"cpu": name, "cpu_flags": flags, "cores": __import__("os").cpu_count(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
