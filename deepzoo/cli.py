@@ -32,6 +32,8 @@ examples:
   deepzoo experiment cnn-vs-rnn --quick          TextCNN vs recurrent nets: parameters, speed, accuracy
   deepzoo experiment seq-throughput              LSTM vs Transformer: tokens/s as sequences grow
   deepzoo experiment degradation --quick         plain-20/56 vs ResNet-20/56: training and test error
+  deepzoo experiment vit-vs-resnet --quick       ViT vs ResNet-20: same time, more and more images
+  deepzoo experiment pretrain-finetune --quick   char GPT pre-trained on other text vs from scratch
   deepzoo explain receptive-field 7x7-vs-3x3     one 7x7 conv vs three 3x3: receptive field, weights
   deepzoo explain receptive-field resnet20-cifar10   each layer's output size, receptive field, parameters
   deepzoo explain graph "tanh(w*x + b)"           the computation graph: each node's value and gradient
@@ -247,6 +249,26 @@ def cmd_experiment_degradation(args) -> None:
     print(f"plot and data: {args.out}/degradation.png, {args.out}/degradation.json (one run folder per net)")
 
 
+def cmd_experiment_vit_vs_resnet(args) -> None:
+    from deepzoo.experiments import vit_vs_resnet
+    result = vit_vs_resnet.run(args.out, minutes=args.minutes, sizes=args.sizes, quick=args.quick,
+                               data_dir=args.data_dir, seed=args.seed, progress=not args.quiet)
+    print(vit_vs_resnet.format_table(result))
+    print(f"plot, table and data: {args.out}/vit_vs_resnet.png, {args.out}/vit_vs_resnet.md, "
+          f"{args.out}/vit_vs_resnet.json (one run folder per net and size)")
+
+
+def cmd_experiment_pretrain_finetune(args) -> None:
+    from deepzoo.experiments import pretrain_finetune
+    result = pretrain_finetune.run(args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed,
+                                   pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps,
+                                   eval_every=args.eval_every, slice_chars=args.slice_chars,
+                                   pretrain_chars=args.pretrain_chars, progress=not args.quiet)
+    print(pretrain_finetune.format_table(result))
+    print(f"plot, table and data: {args.out}/pretrain_finetune.png, {args.out}/pretrain_finetune.md, "
+          f"{args.out}/pretrain_finetune.json (run folders pretrain/, finetuned/, scratch/)")
+
+
 def cmd_explain_receptive_field(args) -> None:
     from deepzoo.explain.receptive_field import explain
     if args.channels * args.size ** 2 > 2**24:      # one input image of 64 MB at most
@@ -452,6 +474,45 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_dir(s)
     s.set_defaults(func=cmd_experiment_degradation)
+
+    s = esub.add_parser("vit-vs-resnet", help="ViT vs ResNet-20 on CIFAR-10: same time, several training-set sizes",
+                        description="Train the ViT (vit-cifar10) and ResNet-20 (resnet20-cifar10) for the same "
+                                    "wall-clock budget on the first N CIFAR-10 training images, for several N; "
+                                    "plot test accuracy against N, one line per net, and print a table (test "
+                                    "accuracy, training images/s, epochs, time).")
+    s.add_argument("--minutes", type=_float_in(0.01, 1440),
+                   help="minutes of training per net and size (default 3: 18 minutes for the 6 runs; 0.06 with --quick)")
+    s.add_argument("--sizes", type=_int_in(1, 10_000_000), nargs="+", metavar="N",
+                   help="training-set sizes (default 2500 10000 30000; 100 250 500 with --quick)")
+    s.add_argument("--quick", action="store_true", help="the 500 packaged CIFAR-10 images (under a minute)")
+    s.add_argument("--seed", type=SEED, default=0)
+    s.add_argument("--out", default="runs/experiment-vit-vs-resnet", metavar="DIR")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_experiment_vit_vs_resnet)
+
+    s = esub.add_parser("pretrain-finetune", help="char GPT pre-trained on IMDB reviews, fine-tuned on a slice of "
+                                                  "Shakespeare, vs the same model from scratch",
+                        description="Pre-train a character GPT on English that is not Shakespeare (IMDB's "
+                                    "unlabelled reviews), fine-tune it on a small slice of tiny Shakespeare "
+                                    "(model.pretrained), and train the same model from scratch on the same "
+                                    "slice with the same steps and schedule; plot both validation losses "
+                                    "against the fine-tuning step and print a table.")
+    s.add_argument("--quick", action="store_true", help="the small samples shipped in the package (seconds)")
+    s.add_argument("--pretrain-steps", type=_int_in(1, 10_000_000), help="pre-training steps (default 3000; 200 with --quick)")
+    s.add_argument("--finetune-steps", type=_int_in(1, 10_000_000),
+                   help="steps of each Shakespeare run (default 600; 60 with --quick)")
+    s.add_argument("--eval-every", type=_int_in(1, 10_000_000),
+                   help="validate every N fine-tuning steps (default 50; 20 with --quick)")
+    s.add_argument("--slice-chars", type=_int_in(1, 100_000_000),
+                   help="characters of Shakespeare's training text to fine-tune on (default 100000; 20000 with --quick)")
+    s.add_argument("--pretrain-chars", type=_int_in(10_000, 1_000_000_000),
+                   help="characters of IMDB reviews to pre-train on (default 3000000)")
+    s.add_argument("--seed", type=SEED, default=0)
+    s.add_argument("--out", default="runs/experiment-pretrain-finetune", metavar="DIR")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_experiment_pretrain_finetune)
 
     x = sub.add_parser("explain", help="what the notes draw by hand, computed from the real models")
     xsub = x.add_subparsers(dest="explain", metavar="WHAT", required=True)

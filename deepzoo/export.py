@@ -73,6 +73,8 @@ REFUSED = {
     "word2vec-chinese": "the result is a table of word vectors (RUN/vectors.bin, word2vec format), not a network",
     "word2vec-text": "the result is a table of word vectors (RUN/vectors.bin, word2vec format), not a network",
     "ddpm-mnist": "sampling is an iterative loop of denoising steps with fresh noise, not one forward pass",
+    **{name: "a pre-trained encoder is exported inside a classifier fine-tuned from it (bert-sst2, bert-imdb, "
+             "bert-chnsenticorp)" for name in ("bert-pretrain", "bert-pretrain-zh")},
 }
 
 
@@ -161,7 +163,11 @@ def _sample_texts(cfg) -> tuple[list[str], str]:
     from deepzoo.data.registry import samples_dir
     from deepzoo.data.text import read_labelled
     d = cfg["data"]
-    if d["dataset"] == "sst2" or (d["dataset"] == "csv" and d["tokenizer"] != "zh"):
+    if d["dataset"] == "imdb":
+        from deepzoo.data.text import read_imdb
+        return read_imdb(samples_dir() / "text" / "imdb" / "sample-test.jsonl.gz")[0], \
+            "IMDB test reviews (the package's sample)"
+    if d["dataset"] == "sst2" or (d["dataset"] == "csv" and d["tokenizer"] not in ("zh", "zh-char")):
         texts, _, _ = read_labelled(samples_dir() / "text" / "sst2" / "dev.tsv", "sentence", "label")
         return texts, "SST-2 dev sentences (the package's sample)"
     name = "ChnSentiCorp_htl_sample.csv" if d["dataset"] == "chnsenticorp" else "waimai_sample.csv"
@@ -170,13 +176,14 @@ def _sample_texts(cfg) -> tuple[list[str], str]:
 
 
 def _text_classifier(task, cfg) -> Spec:
-    from deepzoo.data.text import encode_texts
+    from deepzoo.models.bert import EncoderClassifier
     from deepzoo.models.textcnn import TextCNN
+    from deepzoo.recipes.text import pad_index, text_ids
     ctx, model = task.context, task.model
     texts, what = _sample_texts(cfg)
-    ids = encode_texts(texts[:100], ctx["tokenizer"], ctx["vocab"], ctx["max_len"])
+    ids = text_ids(ctx, texts[:100])
     ids[0] = ids[0][:2]     # a sentence shorter than TextCNN's filters too (a batch of its own)
-    pad = ctx["vocab"].pad_index
+    pad = pad_index(ctx)
 
     def batch(rows):
         width = max(map(len, rows))
@@ -194,6 +201,10 @@ def _text_classifier(task, cfg) -> Spec:
         return Spec("TextCNN", module, ("ids",), ("logits",),
                     {"ids": {0: "batch", 1: "time"}, "logits": {0: "batch"}}, example[:1],
                     [((b[0],), out) for b, out in checks], what)
+    if isinstance(model, EncoderClassifier):     # padding is masked inside attention and pooling
+        return Spec("Transformer text classifier", model, ("ids", "lengths"), ("logits",),
+                    {"ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
+                    example, checks, what)
     unpacked = _Unpacked(model)
     traced = model if isinstance(model.rnn, nn.RNNBase) else unpacked   # torch's packed RNN traces as it is;
     return Spec("recurrent text classifier", traced, ("ids", "lengths"), ("logits",),  # deepzoo.nn's loop not
@@ -307,11 +318,13 @@ def _graph_of(model) -> tuple[torch.Tensor, torch.Tensor]:
 
 EXPORTERS: dict[str, Callable] = {
     **{name: _image_classifier for name in ("mlp-mnist", "cnn-mnist", "resnet20-cifar10", "resnet56-cifar10",
-                                            "plain20-cifar10", "plain56-cifar10", "vgg-cifar10", "cnn7-cifar10")},
+                                            "plain20-cifar10", "plain56-cifar10", "vgg-cifar10", "cnn7-cifar10",
+                                            "vit-mnist", "vit-cifar10")},
     "logreg-binary": _tabular, "mlp-regression": _tabular,
     **{name: _text_classifier for name in ("rnn-sst2", "gru-sst2", "lstm-sst2", "bilstm-sst2", "textcnn-sst2",
                                            "bilstm-chnsenticorp", "textcnn-chnsenticorp", "bilstm-waimai",
-                                           "lstm-text")},
+                                           "lstm-text", "bilstm-imdb", "textcnn-imdb", "bert-sst2", "bert-imdb",
+                                           "bert-chnsenticorp")},
     "gpt-shakespeare": _char_gpt, "lstm-ptb": _word_lm,
     "vae-mnist": _latent, "gan-mnist": _latent, "dcgan-mnist": _latent,
     "dqn-cartpole": _dqn,

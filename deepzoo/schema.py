@@ -256,10 +256,10 @@ SHARED: dict[str, Key] = {
     "model.embed_dim": Int("width of the token embedding", 1, 65536),
 }
 
-_TEXT = "*-sst2 *-chnsenticorp bilstm-waimai lstm-text"
+_TEXT = "*-sst2 *-chnsenticorp bilstm-waimai lstm-text *-imdb"
 _IMAGE_CLASSIFIERS = "mlp-mnist cnn-mnist autograd-mlp-mnist"
 _GENERATIVE = "vae-mnist gan-mnist dcgan-mnist ddpm-mnist"
-_TEXT_DATASETS = ("sst2", "chnsenticorp", "waimai")
+_TEXT_DATASETS = ("sst2", "chnsenticorp", "waimai", "imdb")
 
 FAMILIES: list[tuple[str, dict[str, Key]]] = [
     (_IMAGE_CLASSIFIERS, {
@@ -383,6 +383,8 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "model.n_head": Int("attention heads", 1, 1024),
         "model.n_embd": Int("model width", 1, 65536),
         "model.bias": Bool("biases in the linear layers and LayerNorms"),
+        "model.pretrained": Path("a character-GPT run folder to start from: its weights and character table "
+                                 "(same model shape; empty: train from scratch)"),
     }),
     ("transformer-multi30k", {
         "data.path": Path("your pairs: source TAB target, one a line (empty: Multi30k)"),
@@ -402,7 +404,7 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "model.beam": Int("beam width when translating (1: greedy)", 1, 100),
     }),
     (_TEXT, {
-        "data.dataset": Choice("sst2, chnsenticorp, waimai, or csv (your files: data.path or data.train_path)",
+        "data.dataset": Choice("sst2, chnsenticorp, waimai, imdb, or csv (your files: data.path or data.train_path)",
                                "csv", *_TEXT_DATASETS),
         "data.path": Path("your one CSV, TSV or JSON-lines file, cut 80/10/10 (data.dataset = csv)"),
         "data.train_path": Path("your training file, CSV, TSV or JSON lines (data.dataset = csv; with data.test_path)"),
@@ -411,15 +413,26 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "data.text_column": Text("column (or JSON key) of the texts (data.dataset = csv)", empty=False),
         "data.label_column": Text("column (or JSON key) of the labels (data.dataset = csv)", empty=False),
         "data.skip_bad_rows": Bool("skip rows that cannot be read, and say how many (else stop at the first)"),
-        "data.max_len": Int("cut texts to this many tokens (0: no cut)", 0, 1_000_000),
+        "data.max_len": Int("cut texts to this many tokens (0: no cut; a pre-trained encoder: its positions)",
+                            0, 1_000_000),
+        "data.truncate": Choice("a longer text keeps its first tokens (head), or its first quarter and last three "
+                                "quarters (head+tail)", "head", "head+tail"),
         "data.extra_train": List("other datasets whose training split is added to training", Choice("", *_TEXT_DATASETS),
-                                 0, 3, says="a list of sst2, chnsenticorp, waimai, such as [\"waimai\"]"),
-        "model.arch": Choice("the network: a recurrent cell, or Kim's CNN", "rnn", "gru", "lstm", "textcnn"),
+                                 0, 4, says="a list of sst2, chnsenticorp, waimai, imdb, such as [\"waimai\"]"),
+        "model.arch": Choice("the network: a recurrent cell, Kim's CNN, or a Transformer encoder", "rnn", "gru",
+                             "lstm", "textcnn", "transformer"),
+        "model.heads": Int("attention heads (transformer)", 1, 1024),
+        "model.pretrained": Path("a bert-pretrain run folder: its tokenizer and encoder weights, a new head "
+                                 "(model.arch = transformer; empty: none)"),
+        "model.init": Choice("with model.pretrained: start from its weights, or from random ones (its tokenizer "
+                             "and shape only)", "pretrained", "random"),
+        "model.freeze_layers": Int("keep the embeddings and the lowest N encoder layers fixed (0: none)", 0, 100),
         "model.hidden": Int("units of each recurrent layer (per direction)", 1, 65536),
         "model.layers": Int("recurrent layers", 1, 100),
         "model.bidirectional": Bool("read the text both ways (recurrent nets)"),
         "model.word_dropout": Float("probability of replacing a training token by <unk>", 0, 1, hi_open=True),
-        "model.pool": Choice("sentence vector: the last states, or the maximum or mean over time", *POOLS),
+        "model.pool": Choice("sentence vector: the last states, the maximum or mean over time, or the [CLS] "
+                             "token's (pre-trained transformer)", *POOLS, "cls"),
         "model.widths": List("TextCNN filter widths", Int("", 1, 100), 1, 16,
                              says="a non-empty list of integers from 1 to 100 such as [3, 4, 5]"),
         "model.filters": Int("TextCNN filters per width", 1, 100_000),
@@ -428,6 +441,22 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "model.vectors_vocab": Int("also add the N most frequent words of model.vectors to the vocabulary", 0,
                                    100_000_000),
         "model.freeze_vectors": Bool("keep the pretrained vectors fixed"),
+    }),
+    ("bert-pretrain*", {
+        "data.corpus": Choice("en (IMDB reviews, PTB, SST-2 sentences), zh (the Chinese reviews' training text) or "
+                              "path (data.path)", "en", "zh", "path"),
+        "data.path": Path("your text: a file, or a folder of .txt files, one text a line (data.corpus = path)"),
+        "data.language": Choice("the language of data.path (fine-tuning checks it against the classifier's text)",
+                                "en", "zh"),
+        "data.vocab_size": Int("WordPiece vocabulary size", 100, 1_000_000),
+        "data.max_len": Int("tokens per row (the encoder's positions)", 8, 4096),
+        "data.batch_size": Int("rows per step", 1, 1_000_000),
+        "data.steps_per_epoch": Int("steps per \"epoch\" (validation, logging and checkpoint)", 1, 10_000_000),
+        "model.d_model": Int("model width", 1, 65536),
+        "model.layers": Int("encoder layers", 1, 100),
+        "model.heads": Int("attention heads", 1, 1024),
+        "model.mask_prob": Float("share of tokens to guess (80% [MASK], 10% random, 10% kept)", 0, 1, lo_open=True,
+                                 hi_open=True),
     }),
     ("logreg-binary mlp-regression", {
         "data.path": Path("your numeric CSV with a header row (empty: the shipped dataset)"),
@@ -492,6 +521,30 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "eval.final_episodes": Int("greedy episodes of the final evaluation of the kept network", 1, 10_000_000),
         "eval.target_return": Float("stop once an evaluation's mean return reaches it (0: never)", -1e9, 1e9),
     }),
+    ("vit-mnist", {     # MNIST's data keys, as in mlp-mnist and cnn-mnist (the model keys: "vit-*" below)
+        "data.augment_shift": Int("shift training images by up to this many pixels at random (0: no shift)", 0, 14),
+        "data.path": Path("your images: a folder of class folders (optionally under train/ val/ test/), MNIST-style "
+                          "IDX files, or an .npz (empty: MNIST); their sides must be multiples of model.patch"),
+        "data.image_size": Int("resize every image of data.path to N x N (0: keep their size, which must then be "
+                               "one for all)", 0, 4096),
+        "data.split": List("train / val / test fractions of data.path's images, for the splits it lacks (no val/ or "
+                           "test/ folder, no x_test); with data.path it replaces data.val_size", None,
+                           check=lambda v: _split(v) and v[0] > 0,
+                           says="three numbers in [0, 1] summing to 1, the first above 0, such as [0.8, 0.1, 0.1]"),
+        "data.skip_bad_rows": Bool("skip images of data.path that cannot be read, and say how many (else stop at the "
+                                   "first)"),
+    }),
+    ("vit-*", {         # after "*-cifar10": its model.depth (6n + 2) is the ResNets'
+        "model.patch": Int("side of the square patches the image is cut into (it must divide the image sides)",
+                           1, 4096),
+        "model.dim": Int("model width D: each patch token's size", 1, 65536),
+        "model.depth": Int("encoder layers", 1, 100),
+        "model.heads": Int("attention heads (model.dim must be a multiple)", 1, 1024),
+        "model.mlp_dim": Int("width inside each encoder layer's MLP", 1, 1_000_000),
+        "model.head_hidden": Int("width of the classification head's tanh hidden layer (0: one linear layer)",
+                                 0, 1_000_000),
+        "model.label_smoothing": Float("label smoothing of the training cross-entropy", 0, 1, hi_open=True),
+    }),
 ]
 
 
@@ -511,6 +564,8 @@ RULES: list[Rule] = [
          "model.n_embd must be a multiple of model.n_head"),
     Rule("transformer-multi30k", ("model.d_model", "model.nhead"), lambda d, h: d % h == 0,
          "model.d_model must be a multiple of model.nhead"),
+    Rule("bert-pretrain*", ("model.d_model", "model.heads"), lambda d, h: d % h == 0,
+         "model.d_model must be a multiple of model.heads"),
     Rule("transformer-multi30k", ("data.src", "data.tgt"), lambda s, t: s != t, "data.src and data.tgt must differ"),
     Rule("transformer-multi30k", ("data.src_path", "data.tgt_path"), lambda s, t: bool(s) == bool(t),
          "give both data.src_path and data.tgt_path (two files aligned line by line), or neither"),
@@ -533,6 +588,13 @@ RULES: list[Rule] = [
     Rule("lstm-ptb", ("data.train_path", "data.valid_path", "data.test_path"),
          lambda *paths: all(paths) or not any(paths),
          "give the three files of a corpus: data.train_path, data.valid_path and data.test_path"),
+    Rule(_TEXT, ("model.arch", "model.pretrained"), lambda arch, pre: arch == "transformer" or not pre,
+         "model.pretrained needs model.arch = transformer"),
+    Rule(_TEXT, ("model.arch", "model.pool"), lambda arch, pool: (pool == "cls") <= (arch == "transformer")
+         and (arch != "transformer" or pool != "last"),
+         "model.pool = cls needs model.arch = transformer, which pools with cls, mean or max (not last)"),
+    Rule(_TEXT, ("model.arch", "model.embed_dim", "model.heads"), lambda arch, e, h: arch != "transformer" or e % h == 0,
+         "model.embed_dim must be a multiple of model.heads"),
     Rule(_TEXT, ("data.dataset", "data.extra_train"), lambda d, extra: d not in extra,
          "data.extra_train must name datasets other than data.dataset"),
     Rule("word2vec-*", ("model.hs", "model.negative"), lambda hs, n: hs or n > 0,

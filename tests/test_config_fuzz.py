@@ -42,7 +42,8 @@ class WouldWork(Exception):
 def sandbox(tmp_path_factory, monkeypatch):
     """An empty working folder, the parser built once, and the entry points of real work stubbed out."""
     from deepzoo.data import registry
-    from deepzoo.experiments import cnn_vs_rnn, degradation, seq_throughput, vanishing
+    from deepzoo.experiments import (cnn_vs_rnn, degradation, pretrain_finetune, seq_throughput, vanishing,
+                                     vit_vs_resnet)
     from deepzoo.report import tour
     from deepzoo.train import run
 
@@ -62,7 +63,7 @@ def sandbox(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(run, "_build", stop)          # every training path builds the recipe first
     monkeypatch.setattr(tour, "tour", fake_tour)
     monkeypatch.setattr(registry, "fetch", fake_fetch)
-    for module in (vanishing, cnn_vs_rnn, seq_throughput, degradation):
+    for module in (vanishing, cnn_vs_rnn, seq_throughput, degradation, vit_vs_resnet, pretrain_finetune):
         monkeypatch.setattr(module, "run", stop)
     cwd = tmp_path_factory.mktemp("cwd")
     monkeypatch.chdir(cwd)
@@ -244,7 +245,11 @@ FLAGS = {
     ("data",): ["list", "fetch", "--help"],
     ("data", "list"): ["--data-dir"],
     ("data", "fetch"): ["--mirror", "--quiet", "--data-dir", "mnist", "cifar10", "ptb"],
-    ("experiment",): ["vanishing", "cnn-vs-rnn", "seq-throughput", "degradation"],
+    ("experiment",): ["vanishing", "cnn-vs-rnn", "seq-throughput", "degradation", "vit-vs-resnet",
+                      "pretrain-finetune"],
+    ("experiment", "vit-vs-resnet"): ["--minutes", "--sizes", "--quick", "--seed", "--out", "--quiet"],
+    ("experiment", "pretrain-finetune"): ["--quick", "--pretrain-steps", "--finetune-steps", "--eval-every",
+                                          "--slice-chars", "--seed", "--out", "--quiet"],
     ("experiment", "vanishing"): ["--out", "--seq-len", "--hidden", "--seeds", "--impl", "torch", "scratch"],
     ("experiment", "cnn-vs-rnn"): ["--dataset", "sst2", "chnsenticorp", "--epochs", "--quick", "--embed-dim",
                                    "--seed", "--out", "--quiet", "--data-dir"],

@@ -22,6 +22,11 @@ SAMPLES = samples_dir()
 # image-writing predicts write into {out}.
 INPUTS = {
     "mlp-mnist": ["{tmp}/digit.png"], "cnn-mnist": ["{tmp}/digit.png"], "autograd-mlp-mnist": ["{tmp}/digit.png"],
+    "vit-mnist": ["{tmp}/digit.png"], "vit-cifar10": ["{tmp}/photo.png"],
+    **{name: ["a gripping, funny film", "dull and far too long"]
+       for name in ("bert-sst2", "bert-imdb", "bilstm-imdb", "textcnn-imdb")},
+    "bert-chnsenticorp": ["房间很干净，服务也很好", "太难吃了，再也不点了"],
+    "bert-pretrain": ["the film was [MASK] ."], "bert-pretrain-zh": ["房间很[MASK]净。"],
     **{name: ["{tmp}/photo.png"] for name in ("resnet20-cifar10", "resnet56-cifar10", "plain20-cifar10",
                                              "plain56-cifar10", "vgg-cifar10", "cnn7-cifar10")},
     "logreg-binary": ["{tmp}/cancer.csv"], "mlp-regression": ["{tmp}/diabetes.csv"],

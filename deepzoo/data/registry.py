@@ -246,6 +246,21 @@ _DATASETS = (
         ),
     ),
     Dataset(
+        name="imdb",
+        task="sentiment classification and pre-training",
+        description="IMDB movie reviews (Maas et al. 2011): 25,000 train / 25,000 test labelled, 50,000 unlabelled, "
+                    "as gzip JSON lines {id, rating, label, text}",
+        homepage="https://ai.stanford.edu/~amaas/data/sentiment/",
+        license="none stated (cite Maas et al. 2011)",
+        # The JSON-lines files hold the review files of the canonical aclImdb_v1.tar.gz byte for byte (see the
+        # shared data's imdb/README.md); the tarball itself is not read, so they have no download URL here.
+        files=(
+            FileSpec("train.jsonl.gz", "0b5a4ef84dcb22679bb105353d5f5f33f05e373444a73c0ca5e67e16ce018ad2", 13006724, None),
+            FileSpec("test.jsonl.gz", "f83778abf3d973efaf3ca33bce925b78145c53f46fad99161569972db65f128f", 12702716, None),
+            FileSpec("unsup.jsonl.gz", "4bf6ce2d9d78f6f22ded6dd1dace31a2d1c24d28b6df0399d70698d3eb9c914d", 25962168, None),
+        ),
+    ),
+    Dataset(
         name="cifar10",
         task="image classification",
         description=(

@@ -55,6 +55,7 @@ __all__ = [
     "Vocab", "LabelMap",
     "read_labelled", "read_labelled_rows", "LabelledRows", "read_utf8", "split_labelled", "read_lm_file",
     "TextDataset", "load_sst2", "load_chnsenticorp", "load_waimai", "load_ptb",
+    "read_imdb", "load_imdb",
     "encode_texts", "encode_stream", "TextBatches", "lm_batches", "bptt_windows",
 ]
 
@@ -687,6 +688,45 @@ def load_waimai(data_dir: str | os.PathLike | None = None, seed: int = 0) -> Tex
     return _load_chinese_csv("waimai_10k.csv", data_dir, seed)
 
 
+IMDB_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def read_imdb(path: str | os.PathLike) -> tuple[list[str], list[int]]:
+    """The reviews of one IMDB JSON-lines file (gzip or plain) and their labels (-1 where there is none).
+
+    The review files keep IMDb's HTML line breaks (``<br /><br />`` in 59% of them); each becomes a space."""
+    path = Path(path)
+    texts, labels = [], []
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                try:
+                    row = json.loads(line)
+                    text, label = row["text"], int(row.get("label", -1))
+                except (ValueError, KeyError, TypeError) as e:
+                    raise DeepzooError(f"{path}, line {i}: not an IMDB review row {{\"text\": ..., \"label\": 0|1}} "
+                                       f"({type(e).__name__}: {e})") from None
+                texts.append(IMDB_BREAK.sub(" ", text))
+                labels.append(label)
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise DeepzooError(f"{path}: cannot read ({e})") from None
+    return texts, labels
+
+
+def load_imdb(data_dir: str | os.PathLike | None = None, seed: int = 0, val: int = 2500) -> TextDataset:
+    """IMDB (Maas et al. 2011): the canonical 25,000 / 25,000 train / test reviews, labels 0 negative /
+    1 positive, and a validation part of ``val`` training reviews (about 10%) cut by a hash of each text and
+    ``seed`` (:func:`split_labelled`), which picks the best epoch; the test reviews are read for the final
+    figure only. The 50,000 unlabelled reviews are :func:`read_imdb` of ``unsup.jsonl.gz``."""
+    folder = registry.locate("imdb", data_dir)
+    texts, labels = read_imdb(folder / "train.jsonl.gz")
+    frac = val / len(texts)
+    parts = split_labelled(texts, labels, seed, (("train", 1 - frac), ("dev", frac)))
+    parts["test"] = read_imdb(folder / "test.jsonl.gz")
+    return TextDataset(parts, LabelMap(["0", "1"]), 0, folder, {"seed": seed})
+
+
 def load_ptb(data_dir: str | os.PathLike | None = None) -> dict[str, list[list[str]]]:
     """Penn Treebank for language modelling: ``{"train", "valid", "test"}`` -> one token list per line.
 
@@ -717,8 +757,9 @@ def read_lm_file(path: str | os.PathLike) -> list[list[str]]:
 
 
 def encode_texts(texts: Iterable[str], tokenizer: Callable[[str], list[str]] | str, vocab: Vocab,
-                 max_len: int | None = None) -> list[list[int]]:
-    """Token ids of each text, cut to the first ``max_len`` tokens.
+                 max_len: int | None = None, truncate: str = "head") -> list[list[int]]:
+    """Token ids of each text, cut to ``max_len`` tokens: the first ones (``truncate="head"``), or the first
+    quarter and the last three quarters of them (``"head+tail"``: a long review's verdict is often at its end).
 
     A text with no tokens at all (only spaces or only characters the tokeniser drops) becomes ``[<unk>]``:
     a sequence of length 0 would break ``pack_padded_sequence`` and mean-pooling alike.
@@ -726,9 +767,14 @@ def encode_texts(texts: Iterable[str], tokenizer: Callable[[str], list[str]] | s
     tok = get_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
     if max_len is not None and max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
+    if truncate not in ("head", "head+tail"):
+        raise ValueError(f"truncate must be head or head+tail, got {truncate!r}")
     out = []
     for text in texts:
-        ids = vocab.encode(tok(text))[:max_len] if max_len else vocab.encode(tok(text))
+        ids = vocab.encode(tok(text))
+        if max_len and len(ids) > max_len:
+            head = max_len if truncate == "head" else max_len // 4
+            ids = ids[:head] + (ids[len(ids) - (max_len - head):] if max_len > head else [])
         out.append(ids or [vocab.unk_index])
     return out
 

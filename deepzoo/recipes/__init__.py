@@ -57,6 +57,9 @@ class Recipe:
     input_shape: tuple = ()             # (channels, height, width) of one input image
     # Where the published figure depends on the config (the GCN's follows data.name: Cora, CiteSeer, PubMed):
     reference_for: Callable | None = None   # (config) -> Reference
+    # Recipes that start from another recipe's run (fine-tuning a pre-trained encoder): (config key, recipe)
+    # pairs; the tour trains that recipe first and sets the key to its run folder.
+    needs: tuple = ()
 
     def reference_of(self, cfg: dict) -> Reference:
         """The published figure a run with config ``cfg`` is measured against."""
@@ -103,8 +106,8 @@ def register(recipe: Recipe) -> Recipe:
 
 def _load_all() -> None:
     # each module registers its recipes
-    from deepzoo.recipes import (autograd, charlm, cifar, generative, graph, lm, mnist, rl, tabular, text,  # noqa: F401
-                                 translation, word2vec)
+    from deepzoo.recipes import (autograd, charlm, cifar, generative, graph, lm, mnist, pretrain, rl,  # noqa: F401
+                                 tabular, text, translation, vit, word2vec)
 
 
 def get(name: str) -> Recipe:

@@ -17,6 +17,17 @@ so a cheaper step buys more than a deeper network; benchmarks/charlm.py times bo
 
 ``--set data.path=book.txt`` trains on your own text (UTF-8). ``deepzoo predict RUN "ROMEO:"
 --temperature 0.8 --top-k 40`` continues a prompt.
+
+``--set model.pretrained=RUN`` fine-tunes: the new run starts from the weights of RUN, another finished
+character-GPT run folder (its best checkpoint, read as ``deepzoo.load`` reads it: config.json,
+``inference/`` and the checkpoint, no dataset), and keeps RUN's character table, which must hold every
+character of the new text (else one error naming the missing ones, before any training). The model's
+shape (``model.n_layer``, ``n_head``, ``n_embd``, ``block_size``, ``bias``) must equal RUN's: a key that
+differs is one error naming both values, not silently taken from RUN, so config.json always says the
+shape the run has. ``model.dropout`` and ``model.impl`` may differ. The new run's ``inference/`` holds
+the character table and its checkpoints the weights, so it predicts without RUN; ``deepzoo resume`` and
+``deepzoo eval``, which rebuild the training task, read RUN again. ``deepzoo experiment
+pretrain-finetune`` measures what pre-training buys (deepzoo/experiments/pretrain_finetune.py).
 """
 
 from __future__ import annotations
@@ -115,12 +126,16 @@ def source_path(cfg: dict, data_dir) -> Path:
 
 def build(cfg: dict, data_dir) -> Task:
     d, m = cfg["data"], cfg["model"]
-    text = read_text(source_path(cfg, data_dir))
-    vocab = CharVocab(text)
+    path = source_path(cfg, data_dir)
+    text = read_text(path)
+    if m["pretrained"]:
+        model, vocab = from_pretrained(cfg, text, path)
+    else:
+        vocab = CharVocab(text)
+        model = gpt(cfg, len(vocab))
     data = torch.tensor(vocab.encode(text), dtype=torch.long)
     n = int(0.9 * len(data))
     eval_block = min(d["eval_block"], m["block_size"])
-    model = gpt(cfg, len(vocab))
     return Task(model=model, train=RandomWindows(data[:n], d["batch_size"], m["block_size"], d["steps_per_epoch"]),
                 val=ConsecutiveWindows(data[n:], eval_block), test=None,
                 loss=lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)),
@@ -131,6 +146,47 @@ def gpt(cfg: dict, vocab_size: int) -> GPT:
     m = cfg["model"]
     return GPT(vocab_size, block_size=m["block_size"], n_layer=m["n_layer"], n_head=m["n_head"],
                n_embd=m["n_embd"], dropout=m["dropout"], bias=m["bias"], impl=m["impl"])
+
+
+SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias")  # must equal the pretrained run's
+SHOW_MISSING = 20       # missing characters named in the error (then a count)
+
+
+def from_pretrained(cfg: dict, text: str, path: Path) -> tuple[GPT, CharVocab]:
+    """The model of ``cfg`` holding the weights of the run folder ``model.pretrained``, and that run's
+    character table; one :class:`DeepzooError` if the run is not a character GPT, a shape key differs,
+    or the table lacks a character of ``text``."""
+    from deepzoo.train.run import load_model, read_run
+    source = cfg["model"]["pretrained"]
+    where = f"model.pretrained={source}"
+    try:
+        _, _, recipe, pre_cfg = read_run(source)
+    except DeepzooError as e:
+        raise DeepzooError(f"{where}: {e}") from None
+    if recipe.build is not build:
+        raise DeepzooError(f"{where} is a {recipe.name} run; fine-tuning needs a character-GPT run "
+                           f"(gpt-shakespeare)")
+    for key in SHAPE_KEYS:
+        mine, theirs = cfg["model"][key], pre_cfg["model"][key]
+        if mine != theirs:
+            mine, theirs = (str(v).lower() if isinstance(v, bool) else v for v in (mine, theirs))
+            raise DeepzooError(f"model.{key} is {mine} but the pretrained run {source} has {theirs}; "
+                               f"set model.{key}={theirs} (the shape must match)")
+    try:
+        _, _, pre = load_model(source)      # config.json, inference/ and the best checkpoint: no dataset
+    except DeepzooError as e:
+        raise DeepzooError(f"{where}: {e}") from None
+    vocab = pre.context["vocab"]
+    missing = sorted({c for c in text if c not in vocab.stoi})
+    if missing:
+        shown = "".join(missing[:SHOW_MISSING])
+        more = f" and {len(missing) - SHOW_MISSING} more" if len(missing) > SHOW_MISSING else ""
+        raise DeepzooError(f"{path} has {len(missing)} character{'s' if len(missing) != 1 else ''} that the "
+                           f"character table of the pretrained run {source} lacks: {shown!r}{more}; remove "
+                           f"or replace them, or pre-train on a text that has them")
+    model = gpt(cfg, len(vocab))
+    model.load_state_dict(pre.model.state_dict())   # every tensor, strictly: same names and shapes
+    return model, vocab
 
 
 def artefacts(task: Task, cfg: dict) -> dict:
@@ -181,7 +237,7 @@ register(Recipe(
     defaults={"data": {"sample": False, "path": "", "batch_size": 12, "steps_per_epoch": 100,
                        "eval_block": 64},
               "model": {"block_size": 64, "n_layer": 3, "n_head": 4, "n_embd": 128, "dropout": 0.0,
-                        "bias": False, "impl": "torch"},
+                        "bias": False, "impl": "torch", "pretrained": ""},
               "optim": {"name": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup_epochs": 0.5,
                         "min_lr_factor": 0.1, "weight_decay": 0.0},
               "train": {"epochs": 14, "clip_grad_norm": 1.0}},

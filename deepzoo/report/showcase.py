@@ -91,6 +91,9 @@ def show(recipe, run_dir, work: Path, data_dir=None) -> str:
                 f"<pre>{_e(out['input'] + out['text'])}</pre>")
     if name == "transformer-multi30k":
         return _translations(model, cfg, data_dir)
+    if name.startswith("bert-pretrain"):
+        from deepzoo.recipes.pretrain import EXAMPLES
+        return _fill_masks(model, EXAMPLES[model.context["language"]])
     return _sentences(model, cfg, data_dir)
 
 
@@ -143,6 +146,13 @@ def _sentences(model, cfg, data_dir) -> str:
 def _continuations(model, prompts: list[str]) -> str:
     rows = [[f"<code>{_e(r['input'])}</code>", _e(r["greedy"]), _e(r["sampled (T=1.0)"])] for r in model.predict(prompts)]
     return "<p>Prompts continued by 20 words:</p>" + _table(["prompt", "greedy", "sampled (temperature 1)"], rows)
+
+
+def _fill_masks(model, texts: list[str]) -> str:
+    rows = [[f"<code>{_e(r['input'])}</code>",
+             ", ".join(f"{_e(w)} {_pct(p)}" for w, p in r["masks"][0].items())] for r in model.predict(texts)]
+    return ("<p>Texts with a masked word, and the encoder's five likeliest pieces for it:</p>"
+            + _table(["text", "guesses"], rows))
 
 
 def _translations(model, cfg, data_dir) -> str:

@@ -42,6 +42,11 @@ def tour(quick: bool = True, out=None, data_dir=None, only: list[str] | None = N
     ``OUT/tour.json``; return the report's path."""
     from deepzoo.train.run import train
     chosen = [recipes.get(n) for n in only] if only else recipes.all_recipes()
+    for recipe in list(chosen):     # a recipe that starts from another's run: that one trains first
+        for _, needed in recipe.needs:
+            if needed not in [r.name for r in chosen[:chosen.index(recipe)]]:
+                chosen = [r for r in chosen if r.name != needed]
+                chosen.insert(chosen.index(recipe), recipes.get(needed))
     out = Path(out or f"runs/tour-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -61,8 +66,16 @@ def tour(quick: bool = True, out=None, data_dir=None, only: list[str] | None = N
 
         start, cpu = time.perf_counter(), time.process_time()
         try:
+            overrides: dict = {}
+            for key, needed in recipe.needs:
+                run = next(e for e in entries if e["recipe"] == needed)
+                if run["error"]:
+                    raise DeepzooError(f"it starts from the {needed} run, which failed")
+                section, _, leaf = key.partition(".")
+                overrides.setdefault(section, {})[leaf] = run["run_dir"]
             summary = train(recipe.name, preset="quick" if quick else None, out=out / recipe.name,
-                            data_dir=data_dir, progress=progress, log=log, on_built=on_built)
+                            data_dir=data_dir, progress=progress, log=log, on_built=on_built,
+                            overrides=overrides or None)
             entry.update(metric=summary["metric"], value=summary["value"], train_seconds=summary["train_seconds"],
                          meets_reference=summary["meets_reference"])
             if "error" in measured:

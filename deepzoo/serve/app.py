@@ -80,9 +80,9 @@ MAX_FRAMES = 500                    # frames of one drawn episode (CartPole-v1's
 # the page (and the way inputs are read) of each recipe, by the module of its predict function
 KINDS = {"mnist": "image", "cifar": "image", "autograd": "image", "text": "text", "charlm": "lm", "lm": "lm",
          "translation": "translate", "generative": "sample", "word2vec": "words", "graph": "graph", "rl": "rl",
-         "tabular": "table"}
+         "tabular": "table", "pretrain": "fill"}
 PAGES = {"image", "text", "lm", "translate", "sample", "words", "graph", "rl"}   # KIND.html; others: json.html
-CONCURRENT = {"image", "text"}      # predict is a pure forward pass: no lock
+CONCURRENT = {"image", "text", "fill"}   # predict is a pure forward pass: no lock
 DRAWING = threading.Lock()          # pyplot and pygame: one drawing at a time in the whole process
 EXAMPLES = {"en": ["a gripping, funny and beautifully acted film", "a dull, lifeless mess that goes on too long"],
             "zh": ["房间很干净，服务也很热情", "味道不错，送餐也快",
@@ -224,6 +224,9 @@ class Run:
             return EXAMPLES["charlm" if self.recipe.predict_options else "lm"]
         if self.kind == "translate":
             return EXAMPLES["translate"]
+        if self.kind == "fill":
+            from deepzoo.recipes.pretrain import EXAMPLES as MASKED
+            return MASKED[context["language"]]
         if self.kind == "words":
             words = self.model.module.index_to_key
             analogy = ["man:king::woman:?"] if {"man", "king", "woman"} <= set(words) else []
@@ -241,7 +244,8 @@ class Run:
             return getattr(self, "answer_" + self.kind, self.answer_text)(inputs, options)
 
     def answer_text(self, inputs, options):       # text, lm, translate, words: strings, never opened
-        what = {"lm": "a prompt", "words": "a word or an analogy a:b::c:?"}.get(self.kind, "a sentence")
+        what = {"lm": "a prompt", "words": "a word or an analogy a:b::c:?",
+                "fill": "a text with [MASK]"}.get(self.kind, "a sentence")
         return self.model.predict([text_input(i, x, what, empty_ok=self.kind == "lm")
                                    for i, x in enumerate(inputs)], **options)
 
