@@ -3,13 +3,13 @@
 For each fine-tuning recipe (bert-sst2, bert-chnsenticorp, bert-imdb) and each seed, two runs with the
 recipe's default config and ``model.pretrained`` set to a ``bert-pretrain`` (or ``bert-pretrain-zh``) run:
 ``model.init=pretrained`` (its encoder weights) and ``model.init=random`` (its tokenizer and shape only, new
-weights). The two kinds alternate (pretrained, random, pretrained, ...) so that a machine that slows down
-during the command slows both alike. Each run is a separate ``deepzoo train`` process; the JSON gives the test
+weights). The two kinds alternate (pretrained, random, pretrained, ...), or with ``--parallel`` each seed's pair runs
+side by side on one thread each, so that a machine that slows down during the command slows both alike. Each run is a separate ``deepzoo train`` process; the JSON gives the test
 accuracy of every run, the mean and standard deviation over seeds, the gain of pre-training, the figures
 deepzoo reached before (the best recurrent or CNN model) and the published references, and the machine.
 
     python benchmarks/finetune.py --data-dir ../shared/data --pretrained runs/bert-pretrain-X \\
-        --only bert-sst2 --seeds 0 1 2 --record benchmarks/results/finetune.json
+        --only bert-sst2 --seeds 0 1 2 --parallel --record benchmarks/results/finetune-sst2.json
     python benchmarks/finetune.py --data-dir ../shared/data --pretrained-zh runs/bert-pretrain-zh-X \\
         --only bert-chnsenticorp
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -38,19 +39,24 @@ PUBLISHED = {"bert-sst2": (0.868, "Kim 2014 CNN"), "bert-chnsenticorp": (0.909, 
              "bert-imdb": (0.8889, "Maas et al. 2011; NBSVM-bi 91.22% (Wang & Manning 2012)")}
 
 
-def run(recipe: str, pretrained: str, init: str, seed: int, data_dir: str, work: Path, extra: list[str]) -> dict:
+def start(recipe: str, pretrained: str, init: str, seed: int, data_dir: str, work: Path, extra: list[str],
+          env: dict | None = None):
     out = work / f"{recipe}-{init}-{seed}"
     cmd = [sys.executable, "-m", "deepzoo", "train", recipe, "--data-dir", data_dir, "--seed", str(seed),
            "--set", f"model.pretrained={pretrained}", "--set", f"model.init={init}", "--out", str(out), "--quiet",
            *extra]
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    return proc, cmd, out, {"seed": seed, "init": init, "started": time.perf_counter()}
+
+
+def finish(proc, cmd, out, row) -> dict:
+    err = proc.communicate()[1]
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
-    return {"seed": seed, "init": init, "test_acc": summary["results"]["test_acc"],
+    return {"seed": row["seed"], "init": row["init"], "test_acc": summary["results"]["test_acc"],
             "best_epoch": summary.get("best_epoch"), "train_seconds": summary.get("train_seconds"),
-            "wall_seconds": round(time.perf_counter() - start, 1), "run_dir": str(out)}
+            "wall_seconds": round(time.perf_counter() - row["started"], 1), "run_dir": str(out)}
 
 
 def stats(values: list[float]) -> dict:
@@ -67,6 +73,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config for every run")
     ap.add_argument("--work", help="keep the runs in this folder (default: a temporary one)")
+    ap.add_argument("--parallel", action="store_true",
+                    help="run each seed's two runs side by side, one thread each (else one after the other)")
     ap.add_argument("--record", help="also write the JSON to this file")
     args = ap.parse_args(argv)
     extra = [a for s in args.set for a in ("--set", s)]
@@ -81,9 +89,17 @@ def main(argv=None) -> int:
                 raise SystemExit(f"{recipe} needs --{'pretrained-zh' if recipe == 'bert-chnsenticorp' else 'pretrained'}")
             runs = []
             for seed in args.seeds:
-                for init in ("pretrained", "random"):
-                    runs.append(run(recipe, pretrained, init, seed, args.data_dir, work, extra))
-                    print(json.dumps({"recipe": recipe, **runs[-1]}), file=sys.stderr, flush=True)
+                if args.parallel:       # the pair side by side, one thread each: both see the same machine
+                    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+                    started = [start(recipe, pretrained, init, seed, args.data_dir, work, extra, env)
+                               for init in ("pretrained", "random")]
+                    done = [finish(*s) for s in started]
+                else:
+                    done = [finish(*start(recipe, pretrained, init, seed, args.data_dir, work, extra))
+                            for init in ("pretrained", "random")]
+                for row in done:
+                    runs.append(row)
+                    print(json.dumps({"recipe": recipe, **row}), file=sys.stderr, flush=True)
             by = {init: stats([r["test_acc"] for r in runs if r["init"] == init]) for init in ("pretrained", "random")}
             before, what = BEFORE[recipe]
             ref, ref_what = PUBLISHED[recipe]

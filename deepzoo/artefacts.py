@@ -21,6 +21,8 @@ The folder is built under a temporary name and renamed into place, so it is whol
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -30,6 +32,33 @@ from typing import Any
 
 from deepzoo.errors import DeepzooError
 from deepzoo.files import fsync_dir, temp_dir
+
+_REUSE: contextvars.ContextVar = contextvars.ContextVar("deepzoo_reuse_artefacts", default=None)
+
+
+@contextlib.contextmanager
+def reusing(run_dir: Path, recipe: str):
+    """While a run is built again to be resumed or evaluated, :func:`reused` gives its stored files."""
+    token = _REUSE.set((Path(run_dir), recipe))
+    try:
+        yield
+    finally:
+        _REUSE.reset(token)
+
+
+def reused(name: str) -> str | None:
+    """The text of the stored inference file ``name`` of the run being resumed or evaluated, else None.
+
+    A tokenizer learnt from the data (WordPiece, BPE) is not a function of the data alone: HF ``tokenizers``
+    breaks ties between pieces of equal count in hash-map order, which changes from process to process. A
+    resumed run must keep the ids its weights were trained with, so a recipe that learns a tokenizer takes the
+    stored one when there is one."""
+    current = _REUSE.get()
+    if current is None or not (current[0] / FOLDER / MANIFEST).exists():
+        return None
+    stored = Artefacts(*current)
+    return stored.text(name) if name in stored.digests else None
+
 
 FOLDER = "inference"
 MANIFEST = "manifest.json"

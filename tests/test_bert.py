@@ -225,3 +225,33 @@ def test_pretraining_reads_your_text_folder_and_refuses_bad_files(tmp_path):
     code, _, err = deepzoo_main("train", "bert-pretrain", "--preset", "quick", "--set", "data.corpus=path",
                                 "--out", str(tmp_path / "bad"))
     assert code == 2 and "data.path: give your text file or folder" in err
+
+
+def test_the_tokenizer_ids_are_sorted_pieces():
+    texts = [f"the film number {i} was {w}" for i in range(300) for w in ("good", "bad", "long", "dull")]
+    vocab = WordPiece.train(texts, 150).tok.get_vocab()
+    pieces = sorted(vocab, key=vocab.get)
+    assert pieces[:5] == list(SPECIALS) and pieces[5:] == sorted(pieces[5:])
+
+
+def test_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """One epoch, then resumed to two: the weights of the unbroken two-epoch run, bit for bit (a constant
+    rate, so the schedule does not depend on the length). The resumed run reads its stored tokenizer: HF
+    tokenizers breaks ties between equally frequent pieces in hash-map order, so training it again could
+    change the ids its weights were trained with."""
+    import json
+    from deepzoo.train.run import resume, train
+    sets = ["data.steps_per_epoch=4", "optim.schedule=constant", "optim.warmup_epochs=0"]
+    quiet = dict(progress=False, log=lambda *a: None)
+    train("bert-pretrain", preset="quick", sets=sets + ["train.epochs=2"], out=tmp_path / "whole", **quiet)
+    train("bert-pretrain", preset="quick", sets=sets + ["train.epochs=1"], out=tmp_path / "cut", **quiet)
+    meta = json.loads((tmp_path / "cut" / "config.json").read_text())
+    meta["config"]["train"]["epochs"] = 2
+    (tmp_path / "cut" / "config.json").write_text(json.dumps(meta))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the tokenizer was trained again")
+    monkeypatch.setattr(WordPiece, "train", no_training)
+    resume(tmp_path / "cut", **quiet)
+    a, b = deepzoo.load(tmp_path / "whole").module.state_dict(), deepzoo.load(tmp_path / "cut").module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -45,6 +45,14 @@ class WordPiece:
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                             special_tokens=list(SPECIALS), show_progress=progress)
         tok.train_from_iterator(texts, trainer=trainer, length=length)
+        # The trainer's vocabulary is the same set every time, but its ids are not: pieces of equal count come
+        # out in the order of a hash map, which changes from run to run. The ids are made a function of the
+        # corpus alone (specials, then the pieces in sorted order), so that a run trained twice, or resumed
+        # after a kill (which builds the tokenizer again), gets the same ids. WordPiece itself reads only the
+        # set: a word is cut into the longest pieces of the vocabulary, whatever their ids.
+        pieces = sorted(set(tok.get_vocab()) - set(SPECIALS))
+        tok.model = models.WordPiece({p: i for i, p in enumerate((*SPECIALS, *pieces))}, unk_token=UNK,
+                                     max_input_chars_per_word=100)
         return cls(tok)
 
     @classmethod

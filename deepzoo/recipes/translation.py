@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from deepzoo.artefacts import reused
 from deepzoo.data.parallel import SubwordTokenizer, load_multi30k, read_aligned, read_tsv, split_pairs
 from deepzoo.data.registry import locate, samples_dir
 from deepzoo.errors import DeepzooError
@@ -86,7 +87,9 @@ def read_pairs(cfg: dict, data_dir) -> dict[str, list[tuple[str, str]]]:
 def build(cfg: dict, data_dir) -> Task:
     d, m = cfg["data"], cfg["model"]
     text = read_pairs(cfg, data_dir)
-    tok = SubwordTokenizer.train([s for pair in text["train"] for s in pair], vocab_size=d["vocab_size"])
+    stored = reused("tokenizer.json")      # a resumed or evaluated run keeps its tokenizer's ids
+    tok = SubwordTokenizer.from_str(stored) if stored else \
+        SubwordTokenizer.train([s for pair in text["train"] for s in pair], vocab_size=d["vocab_size"])
     ids = {}
     for split, pairs in text.items():
         src, tgt = tok.encode_batch([p[0] for p in pairs]), tok.encode_batch([p[1] for p in pairs])

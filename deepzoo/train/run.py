@@ -37,9 +37,14 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _build(recipe: recipes.Recipe, cfg: dict, data_dir):
+def _build(recipe: recipes.Recipe, cfg: dict, data_dir, run_dir: Path | None = None):
+    """The recipe's task; for an existing run (``run_dir``: resumed or evaluated) with its stored inference
+    files at hand (deepzoo.artefacts.reused), so a learnt tokenizer keeps the ids the weights know."""
     _seed_everything(cfg["seed"])  # model initialisation depends on the seed only
-    return recipe.build(cfg, data_dir)
+    if run_dir is None:
+        return recipe.build(cfg, data_dir)
+    with arts.reusing(run_dir, recipe.name):
+        return recipe.build(cfg, data_dir)
 
 
 def new_run_dir(out: str | Path | None, recipe: str, create: bool = True) -> Path:
@@ -134,7 +139,7 @@ def _summary(recipe: recipes.Recipe, results: dict, run_dir: Path, cfg: dict, *,
 
 
 def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), task=None) -> dict:
-    task = _build(recipe, cfg, data_dir) if task is None else task
+    task = _build(recipe, cfg, data_dir, run_dir if resume else None) if task is None else task
     ctx = distributed.current()
     if recipe.fit is not None and ctx.enabled:
         raise DeepzooError(f"{recipe.name} has its own training loop, not the engine's: run it on one process "
@@ -268,7 +273,7 @@ def load_with_data(run_dir, data_dir=None, log=print):
     run_dir, meta, recipe, cfg = read_run(run_dir)
     if recipe.load is not None:
         raise DeepzooError(f"{recipe.name} trains with its own loop; evaluate it with deepzoo eval {run_dir}")
-    task = _build(recipe, cfg, data_dir or meta.get("data_dir"))
+    task = _build(recipe, cfg, data_dir or meta.get("data_dir"), run_dir)
     try:
         stored = arts.Artefacts(run_dir, recipe.name)
     except arts.MissingArtefacts:
