@@ -597,11 +597,12 @@ FT_TRAIN = {"epochs": 2, "clip_grad_norm": 1.0}
 QUICK_FT = {"data": {"sample": True}, "optim": {"lr": 2e-3, "warmup_epochs": 0.5}, "train": {"epochs": 6},
             "model": {"embed_dim": _PRE_QUICK["model"]["d_model"], "layers": _PRE_QUICK["model"]["layers"],
                       "heads": _PRE_QUICK["model"]["heads"], "dropout": 0.0}}
-# The Chinese quick preset mean-pools at half the rate for 8 epochs: with [CLS] at 2e-3 its ~1,200 training
-# reviews left the model at the majority class (75.5% of the sample's test reviews); this way 82.6% (seed 0;
-# seeds 1 and 2: 79.7% and 82.2%, so near the tour's bar of 80.8%).
-QUICK_FT_ZH = {**QUICK_FT, "optim": {"lr": 1e-3, "warmup_epochs": 0.5}, "train": {"epochs": 8},
-               "model": {**QUICK_FT["model"], "pool": "mean"}}
+# The Chinese quick preset mean-pools at half the rate, in batches of 16, for 8 epochs: with [CLS] at 2e-3 its
+# ~1,200 training reviews left the model at the majority class (75.5% of the sample's 656 test reviews); this
+# way 82.6% for seed 0, but seeds 1 and 2 give 80.6% and 80.8%, at the tour's bar (80.6%): a lottery, as
+# plain56's quick preset is (a character model of width 64 learns little from 1,200 reviews).
+QUICK_FT_ZH = {**QUICK_FT, "data": {"sample": True, "batch_size": 16}, "optim": {"lr": 1e-3, "warmup_epochs": 0.5},
+               "train": {"epochs": 8}, "model": {**QUICK_FT["model"], "pool": "mean"}}
 for name, dataset, ref, data, pre, quick in (
         ("bert-sst2", "sst2", SST2_REF, {"batch_size": 32}, "bert-pretrain", QUICK_FT),
         ("bert-imdb", "imdb", IMDB_REF, {"dataset": "imdb", "truncate": "head+tail", "batch_size": 32},
