@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from deepzoo.data.text import TRUNCATE, cut
 from deepzoo.errors import DeepzooError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIALS = (PAD, UNK, CLS, SEP, MASK)
-TRUNCATE = ("head", "head+tail")
 
 
 class WordPiece:
@@ -82,13 +82,7 @@ class WordPiece:
         room = max_len - 2
         if room < 1:
             raise DeepzooError(f"data.max_len = {max_len} leaves no room for a token between [CLS] and [SEP]")
-        out = []
-        for ids in self.pieces(texts):
-            if len(ids) > room:
-                head = room if truncate == "head" else room // 4
-                ids = ids[:head] + (ids[len(ids) - (room - head):] if room > head else [])
-            out.append([self.cls_index, *ids, self.sep_index])
-        return out
+        return [[self.cls_index, *cut(ids, room, truncate), self.sep_index] for ids in self.pieces(texts)]
 
     def decode(self, ids) -> list[str]:
         return [self.tok.id_to_token(int(i)) for i in ids]

@@ -76,7 +76,6 @@ here so that only the starting weights differ.
 
 from __future__ import annotations
 
-import re
 import time
 import unicodedata
 from collections import Counter
@@ -87,6 +86,7 @@ import torch
 import torch.nn.functional as F
 
 from deepzoo import figures as _figures
+from deepzoo.data.text import IMDB_BREAK
 from deepzoo.errors import DeepzooError
 from deepzoo.files import atomic_write_bytes, atomic_write_json
 from deepzoo.report.plots import save_png
@@ -95,7 +95,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 RECIPE = "gpt-shakespeare"
-BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 ASCII_FORMS = {"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"',
                "\u2013": "-", "\u2014": "-", "\u2026": "...", "\u00a0": " ", "\t": " ", "`": "'", "\u00b4": "'",
                # the Windows-1252 forms of the same, which the reviews hold as C1 control characters
@@ -119,7 +118,7 @@ def write_text(path: Path, text: str) -> None:
 
 def clean(text: str) -> str:
     """A review as plain text: ``<br />`` -> line break, typographic forms -> ASCII, accents stripped."""
-    text = BREAK.sub("\n", text)
+    text = IMDB_BREAK.sub("\n", text)
     text = "".join(ASCII_FORMS.get(c, c) for c in text)
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
