@@ -24,7 +24,7 @@ layer give the class scores. All the weights train, at a small learning rate wit
 (AdamW), so the pre-trained knowledge is adjusted rather than overwritten; ``freeze_layers`` keeps the
 embeddings and the lowest layers fixed.
 
-Sizes here are small (the defaults: 4 layers of width 256, BERT-base has 12 of 768) so that pre-training
+Sizes here are small (the defaults: 4 layers of width 128, BERT-base has 12 of 768) so that pre-training
 fits in half an hour of two CPU cores; the recipe's docstring (deepzoo/recipes/pretrain.py) says what that
 buys. The blocks are deepzoo's own (deepzoo/nn/attention.py), tested against PyTorch's.
 """

@@ -33,12 +33,23 @@ starts to use the context after it. There is no published figure for this corpus
 pre-training buys is measured by fine-tuning (benchmarks/finetune.py).
 
 Size: 4 pre-norm layers of width 128 (4 heads, feed-forward 512), 128 positions, 10,000 pieces (the depth of
-BERT-mini, Turc et al. 2019, at half its width), sized for about half an hour of two AVX2 cores: 8 epochs x 200 steps
-x 64 rows x 128 tokens = 13 million tokens, half a pass over the English corpus. (Timed so far only on one
-thread of a shared 2-core AVX2 EPYC: 2.2 to 2.6 s a step; ``--epochs N`` trains longer.)
-That is little for masked language modelling: after the first few hundred steps the loss sits near the
-entropy of the pieces' frequencies and the encoder learns to use the context only slowly (masked-token
-accuracy 6.4% after epoch 1, 12.3% after epoch 6 of the English default).
+BERT-mini, Turc et al. 2019, at half its width), sized for about half an hour of two AVX2 cores: 8 epochs x 800
+steps x 16 rows x 128 tokens = 13 million tokens, half a pass over the English corpus. No dropout: in less than
+one pass over the text nothing is seen twice, so there is nothing to overfit and dropout only slows learning
+(as Geiping & Goldstein 2022 found for BERT on a small budget); and small batches of 16 rows give four times
+as many updates as 64 for the same tokens. Measured on the English corpus, one thread each of a shared 2-core
+AVX2 EPYC: after the first 12,800 rows the held-out masked-token accuracy was 10.4% this way, 8.9% with
+batches of 64 and 6.4% with batches of 64 and dropout 0.1 (the first defaults).
+Measured with these defaults (benchmarks/pretrain.py; one thread each of that EPYC, two runs side by side):
+
+- English, 6,400 steps in 2,039 s: held-out masked-token loss 6.15 nats, 12.6% of masked pieces guessed
+  first. Still on the plateau where the encoder predicts from the pieces' frequencies, not the context:
+  "the film was [MASK] ." gets ".", "the", ",". Half a pass over 25 million tokens is too little here.
+- Chinese, 6,400 steps in 1,916 s: loss 4.54, 23.9%. Its 1 million tokens are seen 12 times, and the
+  encoder left the plateau in epoch 6 (validation accuracy 14.8%, 17.0%, 24.3%, 26.1% in epochs 5-8):
+  "房间很[MASK]净。" gets 干, "味道不[MASK]，送餐也快。" gets 错, "服务[MASK]度很好。" gets 态.
+
+What that buys a classifier: benchmarks/results/finetune-*.json and the README.
 
 ``deepzoo predict RUN "the film was [MASK] ."`` fills the masks: the five likeliest pieces for each.
 """
@@ -264,8 +275,8 @@ EXAMPLES = {"en": ["the film was [MASK] .", "i have never seen a [MASK] movie ."
 
 DEFAULTS = {
     "data": {"corpus": "en", "path": "", "language": "en", "sample": False, "vocab_size": 10000,
-             "max_len": 128, "batch_size": 64, "steps_per_epoch": 200, "split_seed": 0},
-    "model": {"d_model": 128, "layers": 4, "heads": 4, "dropout": 0.1, "mask_prob": 0.15, "impl": "torch"},
+             "max_len": 128, "batch_size": 16, "steps_per_epoch": 800, "split_seed": 0},
+    "model": {"d_model": 128, "layers": 4, "heads": 4, "dropout": 0.0, "mask_prob": 0.15, "impl": "torch"},
     "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01, "schedule": "linear", "warmup_epochs": 0.5},
     "train": {"epochs": 8, "clip_grad_norm": 1.0},
 }
