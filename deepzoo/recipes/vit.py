@@ -20,8 +20,8 @@ shared 2-core AVX2 AMD EPYC, ran at 224 images/s for ``vit-mnist`` (120 steps) a
 ``vit-cifar10`` (90 steps; ResNet-20 the same way: 198 images/s). Scaled by 1.8 for two threads:
 55,000 / (1.8 x 224) = 136 s per epoch, 23 minutes for the 10 epochs of ``vit-mnist``; 30,000 / (1.8 x
 169) = 99 s per epoch, 25 minutes for the 15 epochs of ``vit-cifar10``. Neither time, nor whether the nets
-reach the references (98.5% and 70%), has been measured yet: ``deepzoo train vit-mnist --data-dir
-../shared/data`` and ``deepzoo train vit-cifar10 --data-dir ../shared/data`` will say.
+reach the references (98.5% and 70%), has been measured yet: ``python benchmarks/vit.py --data-dir
+../shared/data --record benchmarks/results/vit.json`` will say (the test curve epoch by epoch, the time, the bars).
 
 Why width 96 (MLP 192) and not more: width 128 (MLP 256) ran at 123 images/s on CIFAR-10, which leaves
 10-11 epochs in 30 minutes instead of 15. Within a fixed time a small ViT is expected to gain more from
