@@ -29,7 +29,7 @@ from deepzoo.train.run import load_model, read_run
 
 
 def summarise(run_dir: Path, recipe: str, threads: str) -> dict:
-    run_dir, meta, rec, cfg = read_run(run_dir)
+    run_dir, meta, rec, _ = read_run(run_dir)
     if rec.name != recipe:
         raise SystemExit(f"{run_dir} is a {rec.name} run, not {recipe}")
     changed = changed_settings(meta, rec)

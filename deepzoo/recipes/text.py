@@ -603,19 +603,18 @@ QUICK_FT = {"data": {"sample": True}, "optim": {"lr": 2e-3, "warmup_epochs": 0.5
 # plain56's quick preset is (a character model of width 64 learns little from 1,200 reviews).
 QUICK_FT_ZH = {**QUICK_FT, "data": {"sample": True, "batch_size": 16}, "optim": {"lr": 1e-3, "warmup_epochs": 0.5},
                "train": {"epochs": 8}, "model": {**QUICK_FT["model"], "pool": "mean"}}
-for name, dataset, ref, data, pre, quick in (
-        ("bert-sst2", "sst2", SST2_REF, {"batch_size": 32}, "bert-pretrain", QUICK_FT),
+# bert-chnsenticorp mean-pools at 1e-3: from the default bert-pretrain-zh run (one thread each, AVX2 EPYC,
+# benchmarks/results/finetune-chnsenticorp*.json), seed 0 with [CLS] at 2e-4 reached 79.9% test (86.3% from
+# random weights); mean at 2e-4, 3 seeds, 83.99% (86.63%); mean at 1e-3, 3 seeds, 87.65% (85.27%)
+FT_ZH_MODEL, FT_ZH_OPTIM = {**FT_MODEL, "pool": "mean"}, {**FT_OPTIM, "lr": 1e-3}
+for name, dataset, ref, data, model, optim, pre, quick in (
+        ("bert-sst2", "sst2", SST2_REF, {"batch_size": 32}, FT_MODEL, FT_OPTIM, "bert-pretrain", QUICK_FT),
         ("bert-imdb", "imdb", IMDB_REF, {"dataset": "imdb", "truncate": "head+tail", "batch_size": 32},
-         "bert-pretrain", QUICK_FT),
+         FT_MODEL, FT_OPTIM, "bert-pretrain", QUICK_FT),
         ("bert-chnsenticorp", "chnsenticorp", CHN_REF,
-         {"dataset": "chnsenticorp", "tokenizer": "zh", "truncate": "head+tail", "batch_size": 32}, "bert-pretrain-zh",
-         QUICK_FT_ZH)):
-    # bert-chnsenticorp mean-pools at 1e-3: from the default bert-pretrain-zh run (one thread each, AVX2 EPYC,
-    # benchmarks/results/finetune-chnsenticorp*.json), seed 0 with [CLS] at 2e-4 reached 79.9% test (86.3% from
-    # random weights); mean at 2e-4, 3 seeds, 83.99% (86.63%); mean at 1e-3, 3 seeds, 87.65% (85.27%)
-    zh = dataset == "chnsenticorp"
-    model = {**FT_MODEL, "pool": "mean"} if zh else FT_MODEL
+         {"dataset": "chnsenticorp", "tokenizer": "zh", "truncate": "head+tail", "batch_size": 32},
+         FT_ZH_MODEL, FT_ZH_OPTIM, "bert-pretrain-zh", QUICK_FT_ZH)):
     _recipe(name, "BERT (fine-tuned)", dataset,
             f"the encoder of a {pre} run (model.pretrained) + a new {model['pool']}-pooled head, all fine-tuned",
-            ref, model=model, data=data, optim={**FT_OPTIM, "lr": 1e-3} if zh else FT_OPTIM, train=FT_TRAIN, quick=quick,
+            ref, model=model, data=data, optim=optim, train=FT_TRAIN, quick=quick,
             needs=(("model.pretrained", pre),))
