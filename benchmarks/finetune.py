@@ -86,7 +86,8 @@ def main(argv=None) -> int:
     extra = [a for s in args.set for a in ("--set", s)]
     model, flags = figures.cpu()
     result = {"command": " ".join(["python", "benchmarks/finetune.py", *(argv or sys.argv[1:])]),
-              "date": time.strftime("%Y-%m-%d %H:%M"), "cpu": model, "cpu_flags": flags, "recipes": {}}
+              "date": time.strftime("%Y-%m-%d %H:%M"), "cpu": model, "cpu_flags": flags,
+              "ran_under": figures.machine_json(), "recipes": {}}
     with tempfile.TemporaryDirectory(prefix="deepzoo-finetune-") as tmp:
         work = Path(args.work or tmp)
         for recipe in args.only:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepzoo import recipes
+from deepzoo import figures, recipes
 from deepzoo.data.batches import TensorBatches
 from deepzoo.data.mnist import load_mnist
 from deepzoo.recipes.mnist import to_tensor
@@ -125,6 +125,7 @@ def main() -> None:
         "references": {"cnn-mnist final": "99.25% (Keras mnist_cnn example)",
                        "baseline": "pytorch/examples mnist/main.py"},
         "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "ran_under": figures.machine_json(),
     }, indent=1))
 
 

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from deepzoo import figures
 from deepzoo.figures import cpu
 
 
@@ -88,7 +89,8 @@ def main() -> None:
     print(json.dumps({"benchmark": "cold predict latency and run folder size", "rows": rows,
                       "repeats": args.repeats, "baseline": args.baseline,
                       "machine": {"cpu_flags": cpu()[1], "cores": os.cpu_count(),
-                                  "python": platform.python_version()}}, indent=1))
+                                  "python": platform.python_version()},
+                      "ran_under": figures.machine_json()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from deepzoo import figures
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
         "failed": [n for n, r in recipes.items() if "error" in r],
         "machine": {**tour["machine"], "load_average_before": [round(x, 2) for x in load_before],
                     "load_average_after": [round(x, 2) for x in load_after]},
-        "date": tour["date"], "per_recipe": recipes,
+        "date": tour["date"], "ran_under": figures.machine_json(), "per_recipe": recipes,
     }
     print(json.dumps(result, indent=1, ensure_ascii=False))
     return 0 if proc.returncode == 0 else proc.returncode

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from deepzoo import __version__
 from deepzoo.errors import DeepzooError, TrainingDiverged
+from deepzoo.report.format import format_metric as fmt_value
 from deepzoo.report.format import table
-from deepzoo.train.metrics import format_metric as fmt_value
 
 EPILOG = """\
 examples:

@@ -312,8 +312,25 @@ def add_record_argument(parser) -> None:
                              "scripts/readme_table.py to update the README)")
 
 
+def machine_json() -> dict:
+    """The machine a benchmark ran on and the kernels it ran under, for its JSON: the CPU, its vector
+    flags, the threads, and what ATen, oneDNN and numba were capped to (deepzoo/cputarget.py; "native"
+    where nothing was)."""
+    from deepzoo import cputarget
+    model, flags = cpu()
+    try:
+        import torch
+        threads = torch.get_num_threads()
+    except ImportError:
+        threads = os.cpu_count()
+    return {"cpu": model, "cpu_flags": flags, "cores": os.cpu_count(), "threads": threads,
+            "isa": cputarget.describe()}
+
+
 def write_results(path: str | Path, result: dict) -> None:
-    """A benchmark's JSON result, as it printed it, into ``path`` (atomically)."""
+    """A benchmark's JSON result, as it printed it, into ``path`` (atomically), with the machine it ran on
+    and the instruction sets it ran under (``ran_under``, :func:`machine_json`) where it does not say."""
+    result = {**result, "ran_under": result.get("ran_under") or machine_json()}
     atomic_write_bytes(Path(path), (json.dumps(result, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     print(f"wrote {path}", file=sys.stderr)
 
@@ -364,7 +381,7 @@ def replace_block(readme: str, block: str) -> str:
 
 def _sorted_recipes():
     from deepzoo import recipes
-    return sorted(recipes.all_recipes(), key=lambda r: (r.family.lower(), r.name))
+    return sorted(recipes.summaries(), key=lambda r: (r.family.lower(), r.name))
 
 
 def list_table() -> str:

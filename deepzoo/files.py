@@ -74,11 +74,19 @@ def atomic_write_json(path: Path, obj: Any, indent: int = 2) -> None:
     atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 
-def append_jsonl(path: Path, row: Any) -> None:
-    """Append one JSON line and flush it to disk (a killed run keeps every line written before)."""
+def append_jsonl(path: Path, row: Any, sync: bool = True) -> None:
+    """Append one JSON line and flush it to the OS (a killed process keeps every line written before); with
+    ``sync``, also to the disk (a power cut keeps it too)."""
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
+        if sync:
+            os.fsync(f.fileno())
+
+
+def fsync_file(path: Path) -> None:
+    """Flush what the OS holds of ``path`` to the disk."""
+    with open(path, "rb") as f:
         os.fsync(f.fileno())
 
 

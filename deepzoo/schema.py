@@ -232,6 +232,9 @@ SHARED: dict[str, Key] = {
     "train.device": Text("where to train (auto: a CUDA or MPS GPU if PyTorch sees one, else the CPU)",
                          check=lambda v: bool(_DEVICE.fullmatch(v)), says="one of auto, cpu, cuda, cuda:N, mps"),
     "train.keep_checkpoints": Int("most recent checkpoints kept, besides the best", 1, 1000),
+    "train.checkpoint_seconds": Float("write a checkpoint after an epoch that ends this many seconds after the "
+                                      "last one, and after the last epoch (0: every epoch); a killed run "
+                                      "loses at most this much training", 0, 1e7),
     "train.precision": Choice("arithmetic: fp32, mixed bf16 or fp16 (CUDA), fp64, or auto (bf16 where the CPU or "
                               "GPU runs it natively)", *PRECISIONS),
     "train.log_steps": Bool("also write every step's loss to steps.jsonl"),
@@ -378,6 +381,8 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "data.batch_size": Int("random windows per step", 1, 1_000_000),
         "data.steps_per_epoch": Int("steps per \"epoch\" (validation, logging and checkpoint)", 1, 10_000_000),
         "data.eval_block": Int("characters per validation window", 1, 65536),
+        "data.eval_windows": Int("validation windows scored after each epoch, evenly spaced (0: all); the final "
+                                 "figure scores all", 0, 10_000_000),
         "model.block_size": Int("characters of context", 1, 65536),
         "model.n_layer": Int("transformer blocks", 1, 100),
         "model.n_head": Int("attention heads", 1, 1024),

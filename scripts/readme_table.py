@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Rewrite the recipe table of README.md (between its figures:begin and figures:end comments) from
-deepzoo/figures.json, the one file of reached figures, and the recipes' references.
+deepzoo/figures.json, the one file of reached figures, and the recipes' references; and the recipe index
+(deepzoo/recipes/index.json, what `deepzoo list` reads without importing torch) from the registry.
 
     python scripts/readme_table.py            # rewrite README.md
     python scripts/readme_table.py --check    # exit 1, saying so, if README.md differs from the file
@@ -9,6 +10,7 @@ deepzoo/figures.json, the one file of reached figures, and the recipes' referenc
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -30,6 +32,12 @@ def main(argv=None) -> int:
     if bad:
         print("deepzoo/figures.json:\n  " + "\n  ".join(bad), file=sys.stderr)
         return 1
+    if args.check:
+        if recipes.index_json() != json.loads(recipes.INDEX.read_text(encoding="utf-8")):
+            print(f"{recipes.INDEX}: differs from the recipes; run python scripts/readme_table.py", file=sys.stderr)
+            return 1
+    elif recipes.write_index():
+        print(f"rewrote {recipes.INDEX}")
     old = args.readme.read_text(encoding="utf-8")
     new = figures.replace_block(old, figures.readme_block())
     if args.check:

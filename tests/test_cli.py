@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -27,6 +29,18 @@ def test_list_shows_every_recipe_with_its_reference():
                       ("mlp-regression", "0.523")]:
         line = next(l for l in out.splitlines() if l.startswith(name + " "))
         assert ref in line
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["list", "--wide"], ["list", "--json"], ["train", "--help"]])
+def test_help_and_list_do_not_import_torch(argv):
+    # importing torch is ~2.5 s of start-up on a 2-core machine: the commands that only read
+    # (help, the recipe list) must not pay it (the index the list reads is checked in test_recipes.py)
+    code = ("import sys, contextlib, io\nfrom deepzoo import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    try:\n        cli.main({argv!r})\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False", f"deepzoo {' '.join(argv)} imported torch"
 
 
 def test_help_explains():

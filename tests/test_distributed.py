@@ -103,7 +103,7 @@ def kill_tree(pid: int) -> None:
 
 
 def test_killed_torchrun_run_resumes_under_torchrun(tmp_path):
-    args = ARGS + ["--epochs", "3", "--set", "data.batch_size=32"]
+    args = ARGS + ["--epochs", "3", "--set", "data.batch_size=32", "--set", "train.checkpoint_seconds=0"]
     ref = tmp_path / "ref"
     finish(launch(args + ["--out", str(ref)], processes=2))
     rows = [json.loads(l) for l in (ref / "metrics.jsonl").read_text().splitlines()]

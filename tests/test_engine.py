@@ -16,7 +16,7 @@ from deepzoo.data.batches import TensorBatches, random_shift
 from deepzoo.errors import TrainingDiverged
 from deepzoo.files import atomic_write_json
 from deepzoo.train import checkpoint
-from deepzoo.train.engine import ENGINE_DEFAULTS, Task, Trainer
+from deepzoo.train.engine import ENGINE_DEFAULTS, Task, Trainer, read_metrics
 from deepzoo.train.metrics import R2, RMSE, Accuracy
 from deepzoo.train.schedules import lr_factor
 
@@ -80,7 +80,7 @@ def _toy_task(n=256, nan_after=None):
 
 def _cfg(**train):
     cfg = json.loads(json.dumps(ENGINE_DEFAULTS))
-    cfg["train"].update(train)
+    cfg["train"].update({"checkpoint_seconds": 0.0, **train})    # a checkpoint every epoch, unless a test says
     return cfg
 
 
@@ -105,6 +105,52 @@ def test_early_stopping_and_checkpoint_pruning(tmp_path):
     dirs = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.is_dir())
     assert dirs == ["epoch-0001", "epoch-0003"], "keeps the best and the last, prunes the rest"
     assert checkpoint.read_latest(tmp_path / "checkpoints") == {"last": "epoch-0003", "best": "epoch-0001"}
+
+
+def test_checkpoints_by_the_clock_keep_the_best_weights_and_the_same_results(tmp_path):
+    # nothing is due by the clock in this short run: one checkpoint at the end, and the best epoch's weights
+    # (held in memory since epoch 1) written beside it; the same files, weights and metrics as every epoch
+    cfg = _cfg(epochs=30, early_stopping=2)
+    cfg["optim"]["lr"] = 0.0
+    runs = {}
+    for name, seconds in (("every", 0.0), ("clock", 1e6)):
+        cfg["train"]["checkpoint_seconds"] = seconds
+        trainer = Trainer(_toy_task(), cfg, tmp_path / name, progress=False, log=lambda s: None)
+        runs[name] = trainer.fit()
+    root = tmp_path / "clock" / "checkpoints"
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["epoch-0001", "epoch-0003"]
+    assert checkpoint.read_latest(root) == {"last": "epoch-0003", "best": "epoch-0001"}
+    assert sorted(p.name for p in (root / "epoch-0001").iterdir()) == ["model.safetensors"]
+    for ckpt in ("epoch-0001", "epoch-0003"):
+        a = load_file(str(tmp_path / "every" / "checkpoints" / ckpt / "model.safetensors"))
+        b = load_file(str(root / ckpt / "model.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert runs["every"] == runs["clock"]
+    rows = lambda name: [{k: v for k, v in r.items() if k != "train_seconds"}   # noqa: E731
+                         for r in read_metrics(tmp_path / name)]
+    assert rows("every") == rows("clock") and len(rows("clock")) == 3
+
+
+def test_epochs_are_judged_on_the_val_estimate_and_the_figures_on_the_whole_val(tmp_path):
+    task = _toy_task()
+    task.val_estimate = TensorBatches(task.val.x[:16], task.val.y[:16], 64)
+    cfg = _cfg(epochs=2)
+    cfg["optim"]["lr"] = 0.0                                  # the weights stay: every figure is computable
+    trainer = Trainer(task, cfg, tmp_path, progress=False, log=lambda s: None)
+    final = trainer.fit()
+    part, whole = trainer.evaluate(task.val_estimate, "val"), trainer.evaluate(task.val, "val")
+    assert part["val_loss"] != whole["val_loss"]
+    assert [r["val_loss"] for r in read_metrics(tmp_path)] == [part["val_loss"]] * 2
+    assert final["val_loss"] == whole["val_loss"]
+
+
+def test_a_better_epoch_between_checkpoints_becomes_the_best_on_disk(tmp_path):
+    task = _toy_task()
+    trainer = Trainer(task, _cfg(epochs=4, checkpoint_seconds=1e6), tmp_path, progress=False, log=lambda s: None)
+    trainer.fit()
+    latest = checkpoint.read_latest(tmp_path / "checkpoints")
+    assert latest["last"] == "epoch-0004" and latest["best"] == f"epoch-{trainer.best_epoch:04d}"
+    assert (tmp_path / "checkpoints" / latest["best"] / "model.safetensors").exists()
 
 
 def test_best_epoch_follows_the_metric_class_direction_not_its_name(tmp_path):
@@ -227,7 +273,8 @@ def _run(args, **kw):
 
 def test_sigkill_mid_epoch_then_resume_gives_bit_identical_weights(tmp_path):
     """The headline guarantee: kill -9 during epoch 2, resume, and end with the same weights."""
-    args = ["train", "mlp-mnist", "--preset", "quick", "--epochs", "3", "--quiet"]
+    args = ["train", "mlp-mnist", "--preset", "quick", "--epochs", "3", "--quiet",
+            "--set", "train.checkpoint_seconds=0"]          # a checkpoint after every epoch
     ref = _run(args + ["--out", str(tmp_path / "ref")])
     assert ref.wait(timeout=600) == 0, ref.stderr.read()
     rows = [json.loads(l) for l in (tmp_path / "ref/metrics.jsonl").read_text().splitlines()]

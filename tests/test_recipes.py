@@ -20,6 +20,23 @@ def test_every_recipe_has_quick_preset_and_reference():
                 or (r.name == "gpt-shakespeare" and r.reference.metric == "val_loss"))
 
 
+def test_the_index_deepzoo_list_reads_is_the_registry():
+    import json
+    assert json.loads(recipes.INDEX.read_text(encoding="utf-8")) == recipes.index_json(), \
+        "deepzoo/recipes/index.json is stale: run python scripts/readme_table.py"
+    assert sorted(s.name for s in recipes.summaries()) == sorted(r.name for r in recipes.all_recipes())
+    assert all(s.reference == recipes.get(s.name).reference for s in recipes.summaries())
+
+
+def test_getting_one_recipe_imports_only_its_module():
+    import subprocess
+    import sys
+    code = ("import sys\nfrom deepzoo import recipes\nr = recipes.get('gcn-cora')\n"
+            "print(sorted(m for m in sys.modules if m.startswith('deepzoo.recipes.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['deepzoo.recipes.graph']"
+
+
 def test_ols_peer_reference_is_what_the_recipe_claims():
     recipe = recipes.get("mlp-regression")
     # the reference is this float64 least-squares fit stored to 4 decimals (0.52334 -> 0.5233, 3.8e-5 off,
@@ -82,3 +99,19 @@ def test_a_run_made_before_a_key_existed_still_loads(tmp_path):
     assert read_run(run)[3]["train"]["precision"] == "fp32"
     assert "test_acc" in evaluate(run)["results"]
     assert resume(run, progress=False, log=lambda m: None)["epochs_run"] == 20     # finished: nothing more to do
+
+
+def test_char_gpt_scores_evenly_spread_windows_each_epoch_and_the_whole_text_at_the_end():
+    import torch
+
+    from deepzoo.recipes.charlm import ConsecutiveWindows
+    data = torch.arange(1001)
+    whole = ConsecutiveWindows(data, block=10, batch_size=4)          # 100 windows
+    part = whole.spread(5)
+    assert [int(x[0]) for x in part.x] == [0, 250, 500, 740, 990]      # first and last window included
+    assert torch.equal(part.y, part.x + 1) and len(part) == 2
+    assert len(whole.spread(1000).x) == 100
+    task = recipes.get("gpt-shakespeare").build(
+        {**recipes.get("gpt-shakespeare").full_defaults(), "recipe": "gpt-shakespeare"} |
+        {"data": {**recipes.get("gpt-shakespeare").full_defaults()["data"], "sample": True}}, None)
+    assert len(task.val_estimate.x) == min(256, len(task.val.x)) and task.test is None

@@ -198,6 +198,7 @@ def prepare(chars: list[str], train_text: str, val_text: str, fresh: bool, start
         encode = lambda t: torch.tensor(vocab.encode(t), dtype=torch.long)  # noqa: E731
         task.train = RandomWindows(encode(train_text), d["batch_size"], m["block_size"], d["steps_per_epoch"])
         task.val = ConsecutiveWindows(encode(val_text), min(d["eval_block"], m["block_size"]))
+        task.val_estimate = None          # the curves score the whole validation text at every checkpoint
         start["val_loss"] = mean_loss(task.model, task.val)
     return hook
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import copy
 import difflib
-from dataclasses import dataclass, field
+import functools
+import importlib
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from deepzoo.errors import DeepzooError
@@ -93,6 +98,7 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 RECIPES: dict[str, Recipe] = {}
+MODULES: dict[str, str] = {}        # recipe name -> the module that registered it (for the index)
 
 
 def register(recipe: Recipe) -> Recipe:
@@ -101,6 +107,7 @@ def register(recipe: Recipe) -> Recipe:
     if "quick" not in recipe.presets:
         raise ValueError(f"recipe {recipe.name} has no quick preset")
     RECIPES[recipe.name] = recipe
+    MODULES[recipe.name] = sys._getframe(1).f_globals.get("__name__", "")   # the caller: a recipe module
     return recipe
 
 
@@ -111,7 +118,12 @@ def _load_all() -> None:
 
 
 def get(name: str) -> Recipe:
-    _load_all()
+    if name not in RECIPES:              # import only the module the index names (a command that trains
+        module = _index_modules().get(name)   # one recipe need not import the other thirteen)
+        if module:
+            importlib.import_module(module)
+    if name not in RECIPES:              # not in the index (a recipe registered since): every module
+        _load_all()
     if name not in RECIPES:
         close = difflib.get_close_matches(name, RECIPES, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -122,3 +134,52 @@ def get(name: str) -> Recipe:
 def all_recipes() -> list[Recipe]:
     _load_all()
     return list(RECIPES.values())
+
+
+# --- the index: what `deepzoo list` shows, without importing the recipes (and torch) ------------------
+
+INDEX = Path(__file__).with_name("index.json")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A recipe as `deepzoo list` shows it: read from index.json, so that listing costs no torch import
+    (about 2.5 s of a 2-core machine's start-up). tests/test_recipes.py checks the index equals the
+    registry; ``python scripts/readme_table.py`` rewrites it."""
+    name: str
+    family: str
+    dataset: str
+    description: str
+    reference: Reference
+    module: str = ""
+
+
+def index_json() -> dict:
+    """The index as the registry gives it today (what index.json must hold)."""
+    return {"recipes": [{"name": r.name, "family": r.family, "dataset": r.dataset, "description": r.description,
+                         "reference": asdict(r.reference), "module": MODULES[r.name]}
+                        for r in sorted(all_recipes(), key=lambda r: r.name)]}   # (registration order is import order)
+
+
+def write_index() -> bool:
+    """Rewrite index.json from the registry; True if it changed."""
+    from deepzoo.files import atomic_write_bytes
+    text = json.dumps(index_json(), indent=1, ensure_ascii=False) + "\n"
+    if INDEX.exists() and INDEX.read_text(encoding="utf-8") == text:
+        return False
+    atomic_write_bytes(INDEX, text.encode("utf-8"))
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _index_modules() -> dict[str, str]:
+    try:
+        return {row["name"]: row["module"] for row in json.loads(INDEX.read_text(encoding="utf-8"))["recipes"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def summaries() -> list[Summary]:
+    """Every recipe's name, family, dataset, description and reference, from index.json."""
+    rows = json.loads(INDEX.read_text(encoding="utf-8"))["recipes"]
+    return [Summary(**{**row, "reference": Reference(**row["reference"])}) for row in rows]

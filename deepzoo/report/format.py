@@ -8,3 +8,12 @@ def table(rows: list[list], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()   # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def format_metric(name: str, value: float | None) -> str:
+    """Accuracies as percentages, counts as integers, everything else with four decimals."""
+    if value is None:
+        return "-"
+    if name.endswith("acc"):
+        return f"{100 * value:.2f}%"
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"

@@ -109,12 +109,30 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
 
 
 def save(ckpt_root: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-         state: dict, best: bool, keep: int = 1) -> Path:
+         state: dict, best: bool, keep: int = 1, best_weights: tuple[int, dict] | None = None) -> Path:
     """Write checkpoint ``epoch`` atomically and point ``latest.json`` at it.
 
     ``best`` marks it as the best so far; the best checkpoint and the ``keep`` most recent are kept.
+    ``best_weights`` = (epoch, state dict): a best epoch that had no checkpoint of its own (the engine writes
+    by the clock); its weights alone are written first, as ``epoch-NNNN/model.safetensors``, and become
+    the best. (Only weights are read from a best checkpoint: the run resumes from the last.)
     """
     ckpt_root.mkdir(parents=True, exist_ok=True)
+    best_name = None
+    if best_weights is not None:
+        best_epoch, weights = best_weights
+        best_name = f"epoch-{best_epoch:04d}"
+        tmp = temp_dir(ckpt_root, prefix=f".{best_name}.")
+        try:
+            save_file(weights, str(tmp / "model.safetensors"))
+            with open(tmp / "model.safetensors", "rb") as fh:
+                os.fsync(fh.fileno())
+            if (ckpt_root / best_name).exists():
+                shutil.rmtree(ckpt_root / best_name)
+            os.rename(tmp, ckpt_root / best_name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     name = f"epoch-{epoch:04d}"
     tmp = temp_dir(ckpt_root, prefix=f".{name}.")
     try:
@@ -134,7 +152,7 @@ def save(ckpt_root: Path, epoch: int, model: torch.nn.Module, optimizer: torch.o
         raise
     fsync_dir(ckpt_root)
     pointer = read_latest(ckpt_root) or {}
-    pointer = {"last": name, "best": name if best else pointer.get("best", name)}
+    pointer = {"last": name, "best": name if best else best_name or pointer.get("best", name)}
     atomic_write_json(ckpt_root / LATEST, pointer)
     # Prune: everything not named by the pointer, beyond the `keep` most recent.
     epochs = sorted(p for p in ckpt_root.glob("epoch-*") if p.is_dir())

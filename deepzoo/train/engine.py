@@ -9,12 +9,20 @@ A recipe builds a :class:`Task` (model, data splits, loss, metrics); :class:`Tra
             grads   <- d loss / d weights              (backpropagation)
             grads   <- grads * min(1, c / ||grads||)   (optional clipping to norm c)
             weights <- optimizer step
-        evaluate on the validation split; log; checkpoint atomically; maybe stop early
+        evaluate on the validation split; log; maybe stop early
+        checkpoint atomically, if train.checkpoint_seconds have passed since the last (and after the last epoch)
     evaluate the best checkpoint on the test split; write summary.json and curves.png
 
 A run is a folder: ``config.json``, ``metrics.jsonl`` (one JSON object per epoch), ``checkpoints/``,
 ``curves.png`` and ``summary.json``. Resuming restores weights, optimizer, step, random-number
 generators and early-stopping state, so a killed run ends with the same weights as an unbroken one.
+
+Checkpoints are written by the clock, not by the epoch: after an epoch that ends ``train.checkpoint_seconds``
+(30) or more after the last write, and after the last epoch; 0 writes one every epoch. A run of 200
+ten-millisecond epochs (gcn-cora) would otherwise spend more time writing and flushing 200 checkpoints than
+training. A killed run loses at most that much time; the best epoch's weights, if no checkpoint was written
+at it, are held in memory and written (weights only) with the next checkpoint, so the best weights are never
+lost while the run goes on.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from tqdm.auto import tqdm
 from deepzoo.data.batches import Batches
 from deepzoo.errors import DeepzooError, TrainingDiverged
 from deepzoo.nn import optimizer_class
-from deepzoo.files import append_jsonl, atomic_write_bytes, atomic_write_json
+from deepzoo.files import append_jsonl, atomic_write_bytes, atomic_write_json, fsync_file
 from deepzoo.train import checkpoint, distributed, tensorboard
 from deepzoo.train.metrics import Metric
 from deepzoo.train.schedules import lr_factor
@@ -44,7 +52,7 @@ ENGINE_DEFAULTS = {
               "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0.0, "gamma": 0.1,
               "step_size": 1, "min_lr_factor": 0.0, "decay_start": 0},
     "train": {"epochs": 10, "clip_grad_norm": 0.0, "early_stopping": 0, "device": "auto",
-              "keep_checkpoints": 1, "precision": "fp32", "log_steps": False, "tensorboard": False},
+              "keep_checkpoints": 1, "checkpoint_seconds": 30.0, "precision": "fp32", "log_steps": False, "tensorboard": False},
 }
 
 PRECISIONS = ("fp32", "bf16", "fp16", "fp64", "auto")
@@ -79,7 +87,9 @@ class Task:
     ``metrics`` are factories (classes) so each evaluation starts fresh. ``monitor`` names the
     validation figure that chooses the best epoch (for example ``"val_acc"``); ``headline`` the test
     figure compared with the published reference (for example ``"test_acc"``).
-    ``train``, ``val`` and ``test`` are any :class:`~deepzoo.data.batches.Batches`.
+    ``train``, ``val`` and ``test`` are any :class:`~deepzoo.data.batches.Batches`. ``val_estimate``, if
+    given, is a part of ``val`` scored after every epoch instead of the whole (it picks the best epoch and
+    draws the curves); the final figures score the whole ``val``.
     """
     model: torch.nn.Module
     train: Batches
@@ -95,6 +105,7 @@ class Task:
     train_step: Callable | None = None   # (trainer, x, y) -> {"loss": float, other logged floats}; it steps itself
     optimizer: torch.optim.Optimizer | None = None  # the recipe's own (e.g. one param group per player)
     epoch_end: Callable | None = None    # (trainer) -> extra floats for the epoch's row (e.g. a mode-collapse signal)
+    val_estimate: Batches | None = None  # scored after each epoch instead of the whole val (a long text's)
 
     @classmethod
     def for_inference(cls, model: torch.nn.Module, context: dict | None = None) -> "Task":
@@ -227,6 +238,8 @@ class Trainer:
         self.best_value: float | None = None
         self.best_epoch, self.bad_epochs, self.stopped_early = 0, 0, False
         self.stop = False  # a callback may set it to end training after the current epoch
+        self.saved_epoch, self.saved_at = 0, time.monotonic()   # the last checkpoint written, and when
+        self.pending_best: tuple[int, dict] | None = None       # the best epoch's weights, not yet on disk
         self.callbacks: list[Callable[[Trainer, dict], None]] = []
         # train.log_steps: every step's (global-batch) loss, written to steps.jsonl after each epoch
         self.step_log: list[dict] | None = [] if cfg["train"].get("log_steps") else None
@@ -352,7 +365,7 @@ class Trainer:
             self.train_seconds += time.perf_counter() - start
             self.epoch += 1
             if self.task.val is not None:
-                row.update(self.evaluate(self.task.val, "val"))
+                row.update(self.evaluate(self.task.val_estimate or self.task.val, "val"))
             if self.task.epoch_end is not None:
                 row.update(self.task.epoch_end(self))
             value = row[monitor]
@@ -367,16 +380,19 @@ class Trainer:
             if self.main:
                 if self.step_log is not None:
                     for r in self.step_log:
-                        append_jsonl(self.run_dir / "steps.jsonl", {"epoch": self.epoch, **r})
+                        append_jsonl(self.run_dir / "steps.jsonl", {"epoch": self.epoch, **r}, sync=False)
                     self.step_log.clear()
-                append_jsonl(self.metrics_path, row)
-                self._save(best=improved)
+                append_jsonl(self.metrics_path, row, sync=False)     # flushed to disk with the checkpoint
+                self._checkpoint(last=self.epoch >= epochs or self.stopped_early)
                 if self.tensorboard is not None:
                     tensorboard.write_epoch(self.tensorboard, row)
             distributed.barrier()                          # the checkpoint is complete before anyone goes on
             self.log(self._format(row))
             for callback in self.callbacks:
                 callback(self, row)
+        if self.main and self.epoch > self.saved_epoch:   # a callback stopped the run between checkpoints
+            self._save()
+        distributed.barrier()                              # every process reads the best weights next
         if self.tensorboard is not None:
             self.tensorboard.close()
         if self.stopped_early:
@@ -398,9 +414,25 @@ class Trainer:
                 "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early,
                 "rng": checkpoint.rng_state(self.generator), "grad_scaler": self.scaler.state_dict()}
 
-    def _save(self, best: bool) -> None:
+    def _checkpoint(self, last: bool) -> None:
+        """Write a checkpoint if one is due (by the clock, or the run's last epoch); else, if this epoch is the
+        best so far, keep its weights in memory for the next checkpoint."""
+        every = self.cfg["train"].get("checkpoint_seconds", 0.0)
+        if last or every <= 0 or time.monotonic() - self.saved_at >= every:
+            self._save()
+        elif self.best_epoch == self.epoch:
+            self.pending_best = (self.epoch, {k: v.detach().cpu().contiguous().clone()
+                                             for k, v in self.model.state_dict().items()})
+
+    def _save(self) -> None:
+        best = self.best_epoch == self.epoch
+        for path in (self.metrics_path, self.run_dir / "steps.jsonl"):   # the rows up to this checkpoint
+            if path.exists():
+                fsync_file(path)
         checkpoint.save(self.ckpt_root, self.epoch, self.model, self.optimizer, self._state(), best=best,
-                        keep=self.cfg["train"]["keep_checkpoints"])
+                        keep=self.cfg["train"]["keep_checkpoints"],
+                        best_weights=None if best else self.pending_best)
+        self.pending_best, self.saved_epoch, self.saved_at = None, self.epoch, time.monotonic()
 
     # --- resume -----------------------------------------------------------------------------------
     def restore(self) -> bool:

@@ -9,14 +9,7 @@ import math
 
 import torch
 
-
-def format_metric(name: str, value: float | None) -> str:
-    """Accuracies as percentages, counts as integers, everything else with four decimals."""
-    if value is None:
-        return "-"
-    if name.endswith("acc"):
-        return f"{100 * value:.2f}%"
-    return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
+from deepzoo.report.format import format_metric  # noqa: F401  (re-exported: callers import it from here)
 
 
 class Metric:
