@@ -26,7 +26,6 @@ Two parts, each printed as JSON (one object):
 from __future__ import annotations
 
 import argparse
-import cProfile
 import json
 import os
 import pstats
@@ -99,7 +98,7 @@ def step_profile(recipe_name: str, data_dir: str | None, sets: list[str], steps:
 
     from deepzoo import config as cfglib
     from deepzoo import recipes, schema
-    from deepzoo.train.engine import Trainer
+    from deepzoo.train.engine import Trainer, to_device
     from deepzoo.train.run import _build
     recipe = recipes.get(recipe_name)
     if recipe.fit is not None:
@@ -121,7 +120,6 @@ def step_profile(recipe_name: str, data_dir: str | None, sets: list[str], steps:
             except StopIteration:
                 batches = iter(task.train.epoch(trainer.generator))
                 x, y = next(batches)
-            from deepzoo.train.engine import to_device
             x, y = to_device(x, trainer.device, trainer.dtype), to_device(y, trainer.device, trainer.dtype)
             lr = trainer._set_lr()
             if task.train_step is not None:
@@ -139,8 +137,7 @@ def step_profile(recipe_name: str, data_dir: str | None, sets: list[str], steps:
         total_self = sum(e.self_cpu_time_total for e in events) or 1
         top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:12]
         counted_flops = sum(e.flops for e in events if e.flops) / steps
-    # the profiler's own overhead inflates the profiled steps: time a few more without it
-    with tempfile.TemporaryDirectory(prefix="deepzoo-profile-") as tmp:
+        # the profiler's own overhead inflates the profiled steps: time as many more without it
         start = time.perf_counter()
         for _ in range(steps):
             one()

@@ -216,12 +216,16 @@ def this_machine() -> tuple[str, list[str]]:
         kind = "AVX2 only"
     else:
         kind = "no AVX2"
+    return f"{model}, {kind}, {_threads()} threads", flags
+
+
+def _threads() -> int:
+    """The threads PyTorch computes with (the cores, without torch)."""
     try:
         import torch
-        threads = torch.get_num_threads()
+        return torch.get_num_threads()
     except ImportError:
-        threads = os.cpu_count()
-    return f"{model}, {kind}, {threads} threads", flags
+        return os.cpu_count()
 
 
 @contextmanager
@@ -318,12 +322,7 @@ def machine_json() -> dict:
     where nothing was)."""
     from deepzoo import cputarget
     model, flags = cpu()
-    try:
-        import torch
-        threads = torch.get_num_threads()
-    except ImportError:
-        threads = os.cpu_count()
-    return {"cpu": model, "cpu_flags": flags, "cores": os.cpu_count(), "threads": threads,
+    return {"cpu": model, "cpu_flags": flags, "cores": os.cpu_count(), "threads": _threads(),
             "isa": cputarget.describe()}
 
 

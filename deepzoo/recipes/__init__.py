@@ -172,14 +172,17 @@ def write_index() -> bool:
 
 
 @functools.lru_cache(maxsize=1)
+def _index_rows() -> tuple[dict, ...]:
+    return tuple(json.loads(INDEX.read_text(encoding="utf-8"))["recipes"])
+
+
 def _index_modules() -> dict[str, str]:
     try:
-        return {row["name"]: row["module"] for row in json.loads(INDEX.read_text(encoding="utf-8"))["recipes"]}
+        return {row["name"]: row["module"] for row in _index_rows()}
     except (OSError, ValueError, KeyError):
         return {}
 
 
 def summaries() -> list[Summary]:
     """Every recipe's name, family, dataset, description and reference, from index.json."""
-    rows = json.loads(INDEX.read_text(encoding="utf-8"))["recipes"]
-    return [Summary(**{**row, "reference": Reference(**row["reference"])}) for row in rows]
+    return [Summary(**{**row, "reference": Reference(**row["reference"])}) for row in _index_rows()]

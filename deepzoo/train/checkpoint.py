@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -108,6 +109,25 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     save_file(tensors, str(path), metadata={"aliases": json.dumps(aliases)} if aliases else None)
 
 
+def _publish(ckpt_root: Path, name: str, write: Callable[[Path], None]) -> Path:
+    """``ckpt_root/name``, whole or not at all: ``write`` fills a temporary folder, each file is flushed
+    to disk, then the folder is renamed into place."""
+    tmp = temp_dir(ckpt_root, prefix=f".{name}.")
+    try:
+        write(tmp)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        final = ckpt_root / name
+        if final.exists():  # left by a run killed after this rename but before latest.json moved on
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
 def save(ckpt_root: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
          state: dict, best: bool, keep: int = 1, best_weights: tuple[int, dict] | None = None) -> Path:
     """Write checkpoint ``epoch`` atomically and point ``latest.json`` at it.
@@ -122,34 +142,15 @@ def save(ckpt_root: Path, epoch: int, model: torch.nn.Module, optimizer: torch.o
     if best_weights is not None:
         best_epoch, weights = best_weights
         best_name = f"epoch-{best_epoch:04d}"
-        tmp = temp_dir(ckpt_root, prefix=f".{best_name}.")
-        try:
-            save_file(weights, str(tmp / "model.safetensors"))
-            with open(tmp / "model.safetensors", "rb") as fh:
-                os.fsync(fh.fileno())
-            if (ckpt_root / best_name).exists():
-                shutil.rmtree(ckpt_root / best_name)
-            os.rename(tmp, ckpt_root / best_name)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _publish(ckpt_root, best_name, lambda tmp: save_file(weights, str(tmp / "model.safetensors")))
     name = f"epoch-{epoch:04d}"
-    tmp = temp_dir(ckpt_root, prefix=f".{name}.")
-    try:
+
+    def write(tmp: Path) -> None:
         save_weights(model, tmp / "model.safetensors")
         opt_tensors, opt_meta = split_optimizer_state(optimizer.state_dict())
         save_file(opt_tensors, str(tmp / "optim.safetensors"))
         (tmp / "state.json").write_text(json.dumps({**state, "optimizer": opt_meta}, indent=1))
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        final = ckpt_root / name
-        if final.exists():  # left by a run killed after this rename but before latest.json moved on
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    final = _publish(ckpt_root, name, write)
     fsync_dir(ckpt_root)
     pointer = read_latest(ckpt_root) or {}
     pointer = {"last": name, "best": name if best else best_name or pointer.get("best", name)}
