@@ -549,6 +549,8 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "model.head_hidden": Int("width of the classification head's tanh hidden layer (0: one linear layer)",
                                  0, 1_000_000),
         "model.label_smoothing": Float("label smoothing of the training cross-entropy", 0, 1, hi_open=True),
+        "model.pool": Choice("what the head reads: the class token's final state (cls), or the mean of the patch "
+                             "tokens' final states with no class token (mean)", "cls", "mean"),
     }),
 ]
 

@@ -51,10 +51,11 @@ def test_patch_embedding_is_unfold_then_linear():
 class TorchViT(nn.Module):
     """The same ViT from torch's own modules: Conv2d, nn.TransformerEncoderLayer (pre-norm, GELU), nn.LayerNorm."""
 
-    def __init__(self, dim, depth, heads, mlp_dim, patch, channels, classes, tokens, head_hidden):
+    def __init__(self, dim, depth, heads, mlp_dim, patch, channels, classes, tokens, head_hidden, pool="cls"):
         super().__init__()
+        self.pool = pool
         self.proj = nn.Conv2d(channels, dim, patch, stride=patch)
-        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
         self.pos = nn.Parameter(torch.zeros(tokens, dim))
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(dim, heads, mlp_dim, dropout=0.0, activation="gelu", batch_first=True,
@@ -64,17 +65,20 @@ class TorchViT(nn.Module):
 
     def forward(self, x):
         z = self.proj(x).flatten(2).transpose(1, 2)
-        z = torch.cat([self.cls.expand(len(x), -1, -1), z], dim=1) + self.pos
+        if self.pool == "cls":
+            z = torch.cat([self.cls.expand(len(x), -1, -1), z], dim=1)
+        z = z + self.pos
         for layer in self.layers:
             z = layer(z)
-        return self.head(self.norm(z)[:, 0])
+        return self.head(self.norm(z)[:, 0] if self.pool == "cls" else self.norm(z).mean(dim=1))
 
 
 def _copy_into(ref: TorchViT, vit: ViT) -> dict:
     """Copy vit's weights into ref; return {vit parameter name: ref parameter}."""
     pairs = {"patch_embed.proj.weight": ref.proj.weight, "patch_embed.proj.bias": ref.proj.bias,
-             "cls_token": ref.cls, "positions.table.weight": ref.pos,
-             "norm.weight": ref.norm.weight, "norm.bias": ref.norm.bias}
+             "positions.table.weight": ref.pos, "norm.weight": ref.norm.weight, "norm.bias": ref.norm.bias}
+    if ref.cls is not None:
+        pairs["cls_token"] = ref.cls
     for i, layer in enumerate(ref.layers):                    # deepzoo's EncoderLayer keeps torch's names
         for name, p in layer.named_parameters():
             pairs[f"blocks.{i}.{name}"] = p
@@ -88,12 +92,12 @@ def _copy_into(ref: TorchViT, vit: ViT) -> dict:
     return pairs
 
 
-@pytest.mark.parametrize("impl", ["torch", "scratch"])
-def test_vit_equals_the_same_net_from_torch_builtins(impl):
+@pytest.mark.parametrize("impl,pool", [("torch", "cls"), ("scratch", "cls"), ("torch", "mean"), ("scratch", "mean")])
+def test_vit_equals_the_same_net_from_torch_builtins(impl, pool):
     torch.manual_seed(0)
     vit = ViT((8, 12), patch=4, in_channels=3, num_classes=5, dim=16, depth=2, heads=4, mlp_dim=24,
-              head_hidden=8, impl=impl).double()
-    ref = TorchViT(16, 2, 4, 24, 4, 3, 5, tokens=1 + 2 * 3, head_hidden=8).double()
+              head_hidden=8, impl=impl, pool=pool).double()
+    ref = TorchViT(16, 2, 4, 24, 4, 3, 5, tokens=(pool == "cls") + 2 * 3, head_hidden=8, pool=pool).double()
     pairs = _copy_into(ref, vit)
     x = torch.randn(3, 3, 8, 12, dtype=torch.float64)
     y = torch.tensor([0, 3, 4])
@@ -134,6 +138,22 @@ def test_shapes_and_the_class_token():
         vit(torch.randn(1, 1, 32, 32, dtype=torch.float64))
     with pytest.raises(DeepzooError, match="not divisible by the 3 heads"):
         ViT(dim=32, heads=3)
+
+
+def test_mean_pooling_has_no_class_token_and_averages_every_patch():
+    torch.manual_seed(0)
+    vit = ViT((28, 28), patch=4, in_channels=1, dim=32, depth=2, heads=4, mlp_dim=64, pool="mean").double()
+    x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    assert vit.cls_token is None and "cls_token" not in vit.state_dict()
+    assert vit.embed(x).shape == (3, 49, 32) and vit.positions.table.weight.shape == (49, 32)
+    z = vit.embed(x)
+    for block in vit.blocks:
+        z = block(z)
+    torch.testing.assert_close(vit.features(x), vit.norm(z).mean(dim=1))      # y = mean_i LN(z_L^i)
+    vit(x).sum().backward()
+    assert (vit.positions.table.weight.grad.abs().sum(dim=1) > 0).all()      # every patch reaches the loss
+    with pytest.raises(DeepzooError, match='pool must be "cls"'):
+        ViT(pool="max")
 
 
 # --- the recipes ------------------------------------------------------------------------------------------
@@ -197,6 +217,7 @@ def test_schema_takes_the_vit_keys(tmp_path):
     from deepzoo import recipes, schema
     keys = schema.for_recipe(recipes.get("vit-cifar10")).keys
     assert keys["model.depth"].ok(6)                            # not the ResNets' 6n + 2 of "*-cifar10"
+    assert keys["model.pool"].ok("mean") and not keys["model.pool"].ok("max")
     assert "model.patch" in keys and "data.crop_padding" in keys
     keys = schema.for_recipe(recipes.get("vit-mnist")).keys
     assert keys["data.augment_shift"].ok(2) and "data.path" in keys

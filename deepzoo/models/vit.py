@@ -96,21 +96,31 @@ class ViT(nn.Module):
     ``mlp_dim`` is the width inside each encoder layer's MLP. ``head_hidden`` > 0 gives the head one
     tanh hidden layer of that width (the paper's pre-training head); 0 gives a single linear layer (its
     fine-tuning head). ``dropout`` applies after the embeddings, inside the attention and the MLPs.
+    ``pool`` picks the summary the head reads: ``"cls"``, the class token's final state (eq. 4, the
+    paper's); ``"mean"``, no class token at all and y = mean_i LN(z_L^i), the global average of the patch
+    tokens' final states (Beyer et al. 2022, "Better plain ViT baselines"; the paper's appendix D.3 finds
+    the two equally good when each has its own learning rate). Averaging gives every patch token a
+    direct gradient from the loss from the first step, where the class token has to learn whom to attend
+    to first.
     """
 
     def __init__(self, image_size: tuple[int, int] = (28, 28), patch: int = 4, in_channels: int = 1,
                  num_classes: int = 10, dim: int = 128, depth: int = 6, heads: int = 4, mlp_dim: int = 256,
-                 dropout: float = 0.0, head_hidden: int = 0, impl: str = "torch") -> None:
+                 dropout: float = 0.0, head_hidden: int = 0, impl: str = "torch", pool: str = "cls") -> None:
         super().__init__()
         H, W = image_size
+        if pool not in ("cls", "mean"):
+            raise DeepzooError(f'pool must be "cls" (the class token) or "mean" (average of the patch tokens), '
+                               f"got {pool!r}")
         if patch < 1 or H < patch or W < patch:
             raise DeepzooError(f"patches of {patch}x{patch} pixels do not fit images of {H}x{W}")
         if dim % heads:
             raise DeepzooError(f"model width {dim} is not divisible by the {heads} heads")
         self.num_patches = (H // patch) * (W // patch)
         self.patch_embed = PatchEmbedding(in_channels, dim, patch)                      # x_p E
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))                          # x_class
-        self.positions = LearnedPositions(dim, self.num_patches + 1)                   # E_pos
+        self.pool = pool
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None  # x_class
+        self.positions = LearnedPositions(dim, self.num_patches + (pool == "cls"))     # E_pos
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
             EncoderLayer(dim, heads, mlp_dim, dropout, activation="gelu", norm_first=True, impl=impl)
@@ -121,7 +131,8 @@ class ViT(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        nn.init.normal_(self.cls_token, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=0.02)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
@@ -135,19 +146,23 @@ class ViT(nn.Module):
                     nn.init.zeros_(module.in_proj_bias)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Eq. 1: images (B, C, H, W) -> z_0 (B, N + 1, D)."""
+        """Eq. 1: images (B, C, H, W) -> z_0 (B, N + 1, D); (B, N, D) without the class token."""
         tokens = self.patch_embed(x)                                                  # (B, N, D)
         if tokens.shape[1] != self.num_patches:
             raise DeepzooError(f"the image gives {tokens.shape[1]} patches; this model was built for "
                                f"{self.num_patches} (its image size)")
-        cls = self.cls_token.expand(len(x), -1, -1)                                   # (B, 1, D)
-        return self.dropout(self.positions(torch.cat([cls, tokens], dim=1)))
+        if self.cls_token is not None:
+            cls = self.cls_token.expand(len(x), -1, -1)                               # (B, 1, D)
+            tokens = torch.cat([cls, tokens], dim=1)
+        return self.dropout(self.positions(tokens))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """y = LN(z_L^0): the class token's final state, (B, D)."""
+        """y = LN(z_L^0), the class token's final state, or mean_i LN(z_L^i) with ``pool="mean"``: (B, D)."""
         z = self.embed(x)
         for block in self.blocks:
             z = block(z)
+        if self.pool == "mean":
+            return self.norm(z).mean(dim=1)
         return self.norm(z[:, 0])          # LN is per position: normalising only z_L^0 gives the same y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
