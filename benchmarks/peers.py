@@ -39,6 +39,7 @@ from pathlib import Path
 
 from deepzoo import figures
 
+JOBS = ("gpt", "gcn")
 NANOGPT_CPU = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
                "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
                "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0"]
@@ -155,12 +156,22 @@ def main(argv=None) -> int:
             else:
                 ap.error(f"--only: unknown job {job!r} (gpt, gcn)")
             r = result[job]
+            r.update(command=result["command"], date=result["date"], ran_under=result["ran_under"])
             log(f"{job}: deepzoo {r['deepzoo_median_seconds']:.1f} s, peer {r['peer_median_seconds']:.1f} s, "
                 f"ratio {r['ratio_of_medians']:.2f} (goal <= {r['goal_ratio']})")
     print(json.dumps(result, indent=1))
     if args.record:
-        figures.write_results(args.record, result)
+        figures.write_results(args.record, {**kept_jobs(Path(args.record), result), **result})
     return 0
+
+
+def kept_jobs(path: Path, result: dict) -> dict:
+    """The jobs of an earlier results file that this command did not run (each says its own command, date
+    and machine), so that ``--only gcn`` and ``--only gpt`` on two occasions record into one file."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    return {job: earlier[job] for job in JOBS if job in earlier and job not in result}
 
 
 if __name__ == "__main__":

@@ -87,9 +87,12 @@ class _CSR:
             data, indices, indptr = (np.asarray(self.__dict__[k]) for k in ("data", "indices", "indptr"))
             # summed in float64, then rounded once to float32: scipy's todense() then PyG's .to(float),
             # also where a (non-canonical) matrix stores an entry twice
-            out = np.zeros(shape, dtype=np.float64)
             rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
-            np.add.at(out, (rows, indices), data.astype(np.float64))
+            if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
+                raise IndexError(f"a column index outside 0..{shape[1] - 1}")
+            # one bincount over the flat positions (np.add.at is ~50x slower on Cora's 49,216 entries)
+            out = np.bincount(rows * shape[1] + indices, weights=data.astype(np.float64),
+                              minlength=shape[0] * shape[1]).reshape(shape)
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise DeepzooError(f"{where}: not a valid CSR matrix ({e})") from None
         return out.astype(np.float32)

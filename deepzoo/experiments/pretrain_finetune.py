@@ -104,7 +104,7 @@ KEPT = set("\n" + "".join(chr(i) for i in range(32, 127)))   # printable ASCII a
 # settings: the default run (622 s measured on a 2-core machine shared with other jobs, one thread) and
 # --quick (the packaged samples, about 20 s)
 DEFAULT = {"pretrain_chars": 3_000_000, "pretrain_steps": 3000, "finetune_steps": 600, "eval_every": 50,
-           "slice_chars": 100_000, "model": {}}
+           "slice_chars": 100_000, "model": {"n_layer": 3}}     # the recipe's model of the measured run
 QUICK = {"pretrain_chars": 0, "pretrain_steps": 200, "finetune_steps": 60, "eval_every": 20,
          "slice_chars": 20_000, "model": {"n_layer": 2, "n_embd": 64}}
 WARMUP_STEPS = 50       # the recipe's warm-up (0.5 of its 100-step "epoch"), in every run

@@ -14,10 +14,14 @@ the default run's time.
 
 The reference is nanoGPT's CPU configuration (4 layers, 4 heads, width 128, block 64, batch 12,
 2000 iterations, lr 1e-3, no dropout): validation loss about 1.88. This recipe reaches it in less time
-with a model one layer shallower (3 blocks: 38% less time per step) trained at a 3x higher peak
-learning rate (3e-3, 50 warm-up steps, cosine decay to 3e-4 over 1,400 steps, no weight decay).
-At this budget (about a million characters seen) the model is data-starved rather than capacity-bound,
-so a cheaper step buys more than a deeper network; benchmarks/charlm.py times both in one command.
+with a model half as deep (2 blocks: about half the time per step) trained at a 3x higher peak learning
+rate (3e-3, 50 warm-up steps, cosine decay to 3e-4 over 1,600 steps, no weight decay). At this budget
+(about 1.2 million characters seen) the model is data-starved rather than capacity-bound, so a cheaper
+step buys more than a deeper network. Measured on 2 idle cores of an AVX2-only EPYC (``deepzoo train
+gpt-shakespeare --set ...``, one run each): 3 blocks for 1,400 steps, validation loss 1.848 in 56 s of
+training; 3 blocks for 1,200 steps, 1.885 (50 s); 2 blocks for 1,600 steps, 1.813 (39 s), the default.
+benchmarks/charlm.py times the default against nanoGPT's model in one process, benchmarks/peers.py
+against nanoGPT's own train.py as whole processes.
 
 ``--set data.path=book.txt`` trains on your own text (UTF-8). ``deepzoo predict RUN "ROMEO:"
 --temperature 0.8 --top-k 40`` continues a prompt.
@@ -242,17 +246,18 @@ def continue_text(task: Task, cfg: dict, prompt: str, length: int = 300, tempera
 
 register(Recipe(
     name="gpt-shakespeare", family="Transformer", dataset="tinyshakespeare",
-    description="character-level GPT (3 pre-norm blocks, width 128, causal attention)",
-    reference=Reference("val_loss", 1.88, "nanoGPT's CPU configuration on shakespeare_char (val loss, "
-                        "about 150 s on this machine)", "https://github.com/karpathy/nanoGPT",
+    description="character-level GPT (2 pre-norm blocks, width 128, causal attention)",
+    reference=Reference("val_loss", 1.88, "nanoGPT's CPU configuration on shakespeare_char (val loss; its "
+                        "train.py takes about 110-130 s on 2 AVX2 cores, benchmarks/results/peers.json)",
+                        "https://github.com/karpathy/nanoGPT",
                         higher_is_better=False),
     defaults={"data": {"sample": False, "path": "", "batch_size": 12, "steps_per_epoch": 100,
                        "eval_block": 64, "eval_windows": 256},
-              "model": {"block_size": 64, "n_layer": 3, "n_head": 4, "n_embd": 128, "dropout": 0.0,
+              "model": {"block_size": 64, "n_layer": 2, "n_head": 4, "n_embd": 128, "dropout": 0.0,
                         "bias": False, "impl": "torch", "pretrained": ""},
               "optim": {"name": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup_epochs": 0.5,
                         "min_lr_factor": 0.1, "weight_decay": 0.0},
-              "train": {"epochs": 14, "clip_grad_norm": 1.0}},
+              "train": {"epochs": 16, "clip_grad_norm": 1.0}},
     presets={"quick": {"data": {"sample": True, "steps_per_epoch": 25},
                        "model": {"block_size": 64, "n_layer": 2, "n_embd": 64},
                        "train": {"epochs": 2}}},
