@@ -23,7 +23,7 @@ seconds until then, and the training images/s (images x epochs / seconds spent i
 
 Reference: He et al. 2016, Table 6: ResNet-20 91.25% (trained on all 50,000 images for 164 epochs,
 tested on all 10,000). deepzoo's bar: >= 85% on the 1,000 test images, trained on the 30,000, within
-60 minutes on 2 CPU cores.
+20 minutes of training on 2 AVX2 cores (60 minutes until 2026-12-04).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from deepzoo.train.run import train
 
 NETS = ("resnet20-cifar10", "resnet56-cifar10", "plain20-cifar10", "plain56-cifar10", "vgg-cifar10",
         "cnn7-cifar10")
-BAR_ACC, BAR_MINUTES = 0.85, 60.0
+BAR_ACC, BAR_MINUTES = 0.85, 20.0
 
 
 def build_model(recipe_name: str, channels_last: bool, impl: str = "torch") -> torch.nn.Module:
@@ -109,7 +109,7 @@ def throughput(steps: int, log) -> dict:
     return {"batch": 128, "timed_steps": steps, "fast_precision": fast, "nets": rows}
 
 
-def time_to_accuracy(data_dir, out: Path | None, log, recipe: str = "resnet20-cifar10") -> dict:
+def time_to_accuracy(data_dir, out: Path | None, log, recipe: str = "resnet20-cifar10", sets=()) -> dict:
     curve, seen = [], {}
 
     def test_each_epoch(trainer, row):
@@ -121,12 +121,12 @@ def time_to_accuracy(data_dir, out: Path | None, log, recipe: str = "resnet20-ci
 
     run_dir = out or Path(tempfile.mkdtemp(prefix=f"bench-{recipe}-"))
     start = time.perf_counter()
-    summary = train(recipe, out=run_dir, data_dir=data_dir, progress=False, log=log,
+    summary = train(recipe, out=run_dir, data_dir=data_dir, progress=False, log=log, sets=sets,
                     callbacks=[test_each_epoch])
     wall = time.perf_counter() - start
     first = next((c for c in curve if c["test_acc"] >= BAR_ACC), None)
     steps_images = seen["images_per_epoch"]
-    return {"recipe": recipe, "run": str(run_dir), "train_images_per_epoch": steps_images,
+    return {"recipe": recipe, "set": list(sets), "run": str(run_dir), "train_images_per_epoch": steps_images,
             "epochs": summary["epochs_run"], "test_acc": round(summary["results"]["test_acc"], 4),
             "train_seconds": summary["train_seconds"], "train_minutes": round(summary["train_seconds"] / 60, 1),
             "wall_seconds_incl_loading_and_test_each_epoch": round(wall, 1),
@@ -145,6 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, help="run folder of the training")
     ap.add_argument("--recipe", default="resnet20-cifar10", choices=NETS,
                     help="the recipe part 2 trains (default resnet20-cifar10; the 85%% bar is for it)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for part 2, as `deepzoo train --set` takes it (repeatable)")
     figures.add_record_argument(ap)
     args = ap.parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)
@@ -157,7 +159,7 @@ def main(argv=None) -> int:
         result["throughput"] = throughput(args.steps, log)
     if not args.skip_training:
         key = "resnet20" if args.recipe == "resnet20-cifar10" else args.recipe
-        result[key] = time_to_accuracy(args.data_dir, args.out, log, args.recipe)
+        result[key] = time_to_accuracy(args.data_dir, args.out, log, args.recipe, args.set)
     print(json.dumps(result, indent=1))
     if args.record:
         figures.write_results(args.record, result)

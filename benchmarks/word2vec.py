@@ -11,7 +11,10 @@ spread of each figure, since one run's WordSim-353 Spearman (about 240 pairs in 
 a point or more from seed to seed.
 Timed: ``train`` only (vocabulary building is reported apart); deepzoo's kernel is compiled (or read from
 numba's cache) before the clock starts, as gensim's is compiled ahead. words/s = corpus words x epochs /
-training seconds, for both. Both sets of vectors are scored by the same code (deepzoo's KeyedVectors):
+training seconds, for both. The whole process is timed too (``process_words_per_s``: from the worker's
+launch until its vectors are trained: interpreter start, imports, numba's cache, vocabulary, training).
+deepzoo runs with its defaults, so skip-gram draws one set of negatives per window (``shared_negatives``,
+deepzoo/models/word2vec_fast.py); gensim draws them per context word. Both sets of vectors are scored by the same code (deepzoo's KeyedVectors):
 Google analogies (3CosAdd, restrict_vocab 30,000) and WordSim-353 Spearman.
 
 The streaming check trains deepzoo for one epoch on a corpus 5x larger (``--big-words``, 50 million by
@@ -41,7 +44,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from deepzoo import figures
+STARTED = time.perf_counter()  # a worker's process: imports done from here on count as its own
+
+from deepzoo import figures  # noqa: E402
 
 SETTINGS = dict(vector_size=100, window=5, min_count=5, sample=1e-3, alpha=0.025, min_alpha=1e-4, workers=2,
                 epochs=5)
@@ -95,6 +100,7 @@ def worker(lib: str, model: str, corpus: str, eval_dir: str, epochs: int, seed: 
               "epochs": epochs, "vocab_seconds": round(vocab_seconds, 2), "train_seconds": round(seconds, 2),
               "words_per_s": round(corpus_words * epochs / seconds, 1),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    result["seconds_before_scoring"] = round(time.perf_counter() - STARTED, 2)
     if eval_dir:
         folder = Path(eval_dir)
         a = kv.evaluate_word_analogies(folder / "questions-words.txt", restrict_vocab=30_000)
@@ -105,11 +111,21 @@ def worker(lib: str, model: str, corpus: str, eval_dir: str, epochs: int, seed: 
 
 
 def run_worker(*args) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", *map(str, args)], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if out.returncode != 0:
-        raise SystemExit(f"worker {args[:2]} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """One worker process; adds ``process_seconds``: from its launch until its vectors were trained (the
+    interpreter's start, imports, vocabulary, training; not the scoring), and the words/s over that."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "--worker", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"worker {args[:2]} failed:\n{stderr[-3000:]}")
+    r = json.loads(stdout.strip().splitlines()[-1])
+    # the worker's clock starts once this script is imported; the interpreter's start-up before it is
+    # taken from the launch, which the worker cannot see: wall minus the worker's time after training
+    wall = time.perf_counter() - start
+    r["process_seconds"] = round(wall - (r.pop("seconds_total") - r["seconds_before_scoring"]), 2)
+    r["process_words_per_s"] = round(r["corpus_words"] * r["epochs"] / r["process_seconds"], 1)
+    return r
 
 
 def main() -> None:
@@ -126,7 +142,8 @@ def main() -> None:
     args = p.parse_args()
     if args.worker:
         lib, model, corpus, eval_dir, epochs, seed = args.worker
-        print(json.dumps(worker(lib, model, corpus, "" if eval_dir == "-" else eval_dir, int(epochs), int(seed))))
+        r = worker(lib, model, corpus, "" if eval_dir == "-" else eval_dir, int(epochs), int(seed))
+        print(json.dumps({**r, "seconds_total": round(time.perf_counter() - STARTED, 2)}))
         return
 
     from deepzoo.data import registry
@@ -169,7 +186,8 @@ def main() -> None:
         for lib in libs:
             mine = [r for r in runs if r["model"] == model and r["lib"] == lib]
             row[lib] = {"runs": mine, **{f"mean_{k}": round(statistics.mean(r[k] for r in mine), 4)
-                                          for k in ("words_per_s", "analogy_acc", "ws353_spearman", "peak_rss_mb")
+                                          for k in ("words_per_s", "process_words_per_s", "analogy_acc",
+                                                    "ws353_spearman", "peak_rss_mb")
                                           if k in mine[0]}}
             if len(mine) > 1 and "ws353_spearman" in mine[0]:
                 row[lib]["stdev_ws353_spearman"] = round(statistics.stdev(r["ws353_spearman"] for r in mine), 4)
@@ -177,6 +195,7 @@ def main() -> None:
         if "gensim" in row:
             d, g = row["deepzoo"], row["gensim"]
             row["speed_ratio"] = round(d["mean_words_per_s"] / g["mean_words_per_s"], 3)
+            row["process_speed_ratio"] = round(d["mean_process_words_per_s"] / g["mean_process_words_per_s"], 3)
             if "mean_analogy_acc" in d:
                 row["analogy_points_vs_gensim"] = round(100 * (d["mean_analogy_acc"] - g["mean_analogy_acc"]), 2)
                 row["ws353_points_vs_gensim"] = round(100 * (d["mean_ws353_spearman"] - g["mean_ws353_spearman"]), 2)

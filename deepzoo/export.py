@@ -442,10 +442,14 @@ class _Window(nn.Module):
 
     def __init__(self, model) -> None:
         super().__init__()
-        self.embed, self.rnn, self.fc = model.embed, _as_torch_rnn(model.rnn), model.fc
+        self.embed, self.rnn, self.fc, self.softmax = model.embed, _as_torch_rnn(model.rnn), model.fc, model.softmax
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.rnn(self.embed(ids))[0])
+        out = self.rnn(self.embed(ids))[0]
+        if self.softmax is None:
+            return self.fc(out)
+        # the adaptive softmax's exact log-probabilities, which read as logits (deepzoo/nn/softmax.py)
+        return self.softmax.log_prob(out.reshape(-1, out.shape[-1])).reshape(out.shape[0], out.shape[1], -1)
 
 
 class _Decoder(nn.Module):

@@ -30,7 +30,7 @@ import fnmatch
 import math
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from deepzoo.config import flatten, show
@@ -375,6 +375,13 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "model.hidden": Int("units of each recurrent layer", 1, 65536),
         "model.layers": Int("recurrent layers", 1, 100),
         "model.tie": Bool("one matrix for the input embedding and the output layer (needs embed_dim == hidden)"),
+        "model.softmax": Choice("the output layer: full softmax over the vocabulary, or adaptive (frequent words in a "
+                                "head, the rest in clusters; exact probabilities, ~4x less arithmetic)",
+                                "full", "adaptive"),
+        "model.cutoffs": List("model.softmax=adaptive: where the frequency-sorted vocabulary is split into head "
+                              "and clusters", Int("", 1, 10_000_000), 1, 8,
+                              says="rising word counts such as [2000] or [2000, 10000]",
+                              check=lambda v: all(b > a for a, b in zip(v, v[1:]))),
     }),
     ("gpt-shakespeare", {
         "data.path": Path("your UTF-8 text file (empty: tiny Shakespeare)"),
@@ -489,6 +496,8 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "model.min_alpha": Float("final learning rate", 0, 10),
         "model.workers": Int("threads (0: every core)", 0, 4096),
         "model.compute_loss": Bool("compute the loss to log it"),
+        "model.shared_negatives": Bool("skip-gram with negative sampling: one draw of noise words per window, "
+                                       "shared by its context words (false: one per context word, as gensim)"),
         "eval.restrict_vocab": Int("the analogy and similarity tests use the N most frequent words", 1, 100_000_000),
     }),
     ("qlearning-* dqn-cartpole", {
@@ -610,6 +619,13 @@ RULES: list[Rule] = [
          "model.min_alpha must be at most model.alpha"),
 ]
 
+# Keys added to a recipe with a default that differs from what runs made before had: {recipes: {key: the
+# value an older run folder's config.json means by leaving the key out}}.
+ADDED: dict[str, dict[str, object]] = {
+    "vit-*": {"model.pool": "cls"},
+    "word2vec-*": {"model.shared_negatives": False},
+}
+
 # Keys an older deepzoo called otherwise: {recipes: {old key: (new keys, ...)}}. A run folder's config.json
 # is read with them mapped; --set and --config name the new key in their error.
 RENAMED: dict[str, dict[str, tuple[str, ...]]] = {
@@ -629,6 +645,7 @@ class Schema:
     keys: dict[str, Key]
     rules: tuple[Rule, ...]
     renamed: dict[str, tuple[str, ...]]
+    added: dict[str, object] = field(default_factory=dict)
 
     def check(self, cfg: dict, sources: dict[str, str] | None = None, where: str = "config") -> None:
         """Raise one DeepzooError line for the first value the schema does not allow (``sources``: where each
@@ -669,14 +686,21 @@ def for_recipe(recipe) -> Schema:
     rules = tuple(r for r in RULES if _matches(recipe.name, r.recipes) and all(k in keys for k in r.keys))
     renamed = {old: new for patterns, table in RENAMED.items() if _matches(recipe.name, patterns)
                for old, new in table.items()}
-    return Schema(recipe.name, keys, rules, renamed)
+    added = {key: value for patterns, table in ADDED.items() if _matches(recipe.name, patterns)
+             for key, value in table.items() if key in keys}
+    return Schema(recipe.name, keys, rules, renamed, added)
 
 
 def upgrade(schema: Schema, config: dict) -> dict:
     """A run's stored config with the keys an older deepzoo named otherwise given their new names (a new
-    name already present wins)."""
+    name already present wins), and the keys added since with the value the run had (ADDED)."""
     import copy
     config = copy.deepcopy(config)
+    for dotted, value in schema.added.items():
+        section, _, leaf = dotted.rpartition(".")
+        node = config.get(section) if section else config
+        if isinstance(node, dict) and leaf not in node:
+            node[leaf] = value
     for old, new_keys in schema.renamed.items():
         section, _, leaf = old.rpartition(".")
         node = config.get(section) if section else config

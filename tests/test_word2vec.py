@@ -12,7 +12,7 @@ from deepzoo.data.corpus import LineCorpus, ListCorpus
 from deepzoo.errors import DeepzooError
 from deepzoo.models import word2vec as w2v
 from deepzoo.models.keyedvectors import KeyedVectors, spearman
-from deepzoo.models.word2vec_fast import Word2Vec, _draw, _hierarchical, _negative, alias_table
+from deepzoo.models.word2vec_fast import Word2Vec, _draw, _hierarchical, _negative, _window_shared, alias_table
 
 
 def test_keep_probability_is_gensims_formula():
@@ -91,6 +91,55 @@ def test_negative_sampling_update_equals_a_torch_sgd_step():
     np.testing.assert_allclose(work, -alpha * h.grad.numpy(), rtol=1e-5, atol=5e-7)
     expected = model.out_embed.weight.detach() - alpha * model.out_embed.weight.grad
     np.testing.assert_allclose(syn1neg, expected.numpy(), rtol=1e-5, atol=5e-7)
+
+
+def test_shared_negatives_window_update_equals_one_torch_sgd_step_on_the_window_loss():
+    """The window's m context vectors against the centre word and the same noise words: the kernel's update
+    is one SGD step (rate alpha) on the sum of the window's negative-sampling losses, all scored with the
+    vectors from before the window; a context word that occurs twice takes both updates."""
+    V, D, alpha, word, noise_word = 12, 8, 0.05, 3, 7
+    syn0, syn1neg = _tables(V, D, 2), _tables(V, D, 1)
+    ctx = np.array([1, 5, 5, 9, 0, 0], dtype=np.int64)    # 5 twice; the tail past m = 4 is unused
+    threshold, alias = alias_table(np.eye(V)[noise_word])  # every draw is noise_word
+    negative, m = 1, 4     # one noise word: a word drawn twice would see its first update (docstring)
+    inp, out = torch.tensor(syn0, requires_grad=True), torch.tensor(syn1neg, requires_grad=True)
+    h = inp[torch.from_numpy(ctx[:m])]                                    # m, D
+    targets = torch.tensor([word] + [noise_word] * negative)
+    labels = torch.tensor([1.0] + [0.0] * negative)
+    scores = h @ out[targets].T                                         # m, 1 + negative
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(scores, labels.expand(m, -1), reduction="sum")
+    loss.backward()
+    grads, upd = np.zeros((6, D), dtype=np.float32), np.zeros(D, dtype=np.float32)
+    kernel_loss, _ = _window_shared(syn0, syn1neg, ctx, m, word, threshold, alias, negative, alpha, grads, upd,
+                                    np.uint64(1), True)
+    # float32 as above: dots of 8 terms, each row updated by <= 4 x 3 terms of size <= alpha: atol 5e-7;
+    # a score taken after an update instead of before moves rows by ~1e-4
+    assert kernel_loss == pytest.approx(loss.item(), rel=1e-5)
+    np.testing.assert_allclose(syn0, (inp - alpha * inp.grad).detach().numpy(), rtol=1e-5, atol=5e-7)
+    np.testing.assert_allclose(syn1neg, (out - alpha * out.grad).detach().numpy(), rtol=1e-5, atol=5e-7)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_skipgram_with_or_without_shared_negatives_separates_two_topics(shared):
+    corpus = ListCorpus(_topic_corpus())
+    model = Word2Vec(vector_size=16, window=3, min_count=1, sg=True, negative=5, sample=0, epochs=5, workers=1,
+                     seed=3, compute_loss=True, shared_negatives=shared).build_vocab(corpus)
+    history = model.train(corpus)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert {w for w, _ in model.wv.most_similar("cat", topn=4)} == {"dog", "horse", "cow", "sheep"}
+
+
+def test_cached_epochs_train_as_streamed_ones():
+    """Epochs 2.. read the ids kept from epoch 1 (a corpus under cache_words) or the corpus again: the same
+    jobs in the same order, so the same vectors, bit for bit (one thread)."""
+    corpus = ListCorpus(_topic_corpus(60))
+    runs = []
+    for cache_words in (10**9, 0):
+        m = Word2Vec(vector_size=8, min_count=1, epochs=3, workers=1, seed=5, job_words=50,
+                     cache_words=cache_words).build_vocab(corpus)
+        m.train(corpus)
+        runs.append(m.syn0.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
 
 
 def test_hierarchical_softmax_update_equals_a_torch_sgd_step():

@@ -26,6 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from deepzoo.errors import DeepzooError
 from deepzoo.models.embedding import TokenEmbedding
 from deepzoo.nn import recurrent
+from deepzoo.nn.softmax import adaptive_softmax
 
 POOLS = ("last", "max", "mean")
 
@@ -76,32 +77,49 @@ class RNNLanguageModel(nn.Module):
     edge. ``forward(x, first)`` starts from a zero state when ``first`` is true (a new pass over the
     text). ``tie=True`` shares the embedding and output matrices (Press & Wolf 2017; needs
     embed_dim == hidden).
+
+    ``softmax="adaptive"`` replaces the full softmax by the adaptive one (deepzoo/nn/softmax.py: frequent
+    words in a head, the rest in clusters split at ``cutoffs``, ids sorted by frequency). In training,
+    ``forward(x, first, target)`` then returns -log p(target) per word [B, T], computing each tail only for
+    the words that need it; in evaluation (``model.eval()``) and without a target it returns the exact
+    log-probabilities of every word [B, T, V], which read as logits everywhere (softmax of a
+    log-probability vector is the distribution itself).
     """
 
     def __init__(self, vocab_size: int, embed_dim: int = 200, hidden: int = 200, layers: int = 2,
                  dropout: float = 0.0, tie: bool = False, cell: str = "lstm", init_range: float = 0.1,
-                 impl: str = "torch") -> None:
+                 impl: str = "torch", softmax: str = "full", cutoffs=(2000,)) -> None:
         super().__init__()
         if tie and embed_dim != hidden:
             raise DeepzooError(f"model.tie needs model.embed_dim == model.hidden ({embed_dim} != {hidden})")
+        if softmax not in ("full", "adaptive"):
+            raise DeepzooError(f"model.softmax must be full or adaptive, got {softmax!r}")
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.rnn = recurrent(cell, impl)(embed_dim, hidden, num_layers=layers, batch_first=True,
                                          dropout=dropout if layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(hidden, vocab_size)
+        self.fc = nn.Linear(hidden, vocab_size) if softmax == "full" else None
         for p in self.parameters():  # Zaremba et al.: every weight uniform in [-0.1, 0.1]
             nn.init.uniform_(p, -init_range, init_range)
-        if tie:
+        self.softmax = adaptive_softmax(self.embed, hidden, cutoffs, tie) if softmax == "adaptive" else None
+        if tie and self.fc is not None:
             self.fc.weight = self.embed.weight
         self.state = None
 
-    def forward(self, x: torch.Tensor, first: torch.Tensor | bool = True) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, first: torch.Tensor | bool = True,
+                target: torch.Tensor | None = None) -> torch.Tensor:
         state = self.state
         if bool(first) or state is None or _batch_of(state) != x.shape[0]:
             state = None
         out, state = self.rnn(self.dropout(self.embed(x)), state)
         self.state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-        return self.fc(self.dropout(out))                                     # B, T, V
+        out = self.dropout(out)                                               # B, T, H
+        if self.softmax is None:
+            return self.fc(out)                                               # B, T, V (logits)
+        flat = out.reshape(-1, out.shape[-1])
+        if target is not None and self.training:
+            return self.softmax.nll(flat, target.reshape(-1)).view(x.shape)  # B, T: -log p(target)
+        return self.softmax.log_prob(flat).view(*x.shape, -1)                 # B, T, V (log p)
 
 
 def _batch_of(state) -> int:

@@ -31,7 +31,7 @@ from deepzoo.errors import DeepzooError
 from deepzoo.recipes import Recipe, Reference, each, register
 
 MODEL_KEYS = ("vector_size", "window", "min_count", "sg", "hs", "negative", "ns_exponent", "cbow_mean",
-              "sample", "alpha", "min_alpha", "workers", "compute_loss")
+              "sample", "alpha", "min_alpha", "workers", "compute_loss", "shared_negatives")
 
 
 @dataclass
@@ -151,7 +151,7 @@ def predict(kv, cfg: dict, text: str) -> dict:
 
 MODEL = {"vector_size": 100, "window": 5, "min_count": 5, "sg": True, "hs": False, "negative": 5,
          "ns_exponent": 0.75, "cbow_mean": True, "sample": 1e-3, "alpha": 0.025, "min_alpha": 1e-4,
-         "workers": 0, "compute_loss": True}
+         "workers": 0, "compute_loss": True, "shared_negatives": True}
 DATA = {"corpus": "ptb", "sample": False, "path": "", "tokenizer": "space"}
 EVAL = {"restrict_vocab": 30_000}
 
