@@ -376,7 +376,7 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "model.layers": Int("recurrent layers", 1, 100),
         "model.tie": Bool("one matrix for the input embedding and the output layer (needs embed_dim == hidden)"),
         "model.softmax": Choice("the output layer: full softmax over the vocabulary, or adaptive (frequent words in a "
-                                "head, the rest in clusters; exact probabilities, ~4x less arithmetic)",
+                                "head, the rest in clusters; exact probabilities, about 3x less arithmetic on PTB)",
                                 "full", "adaptive"),
         "model.cutoffs": List("model.softmax=adaptive: where the frequency-sorted vocabulary is split into head "
                               "and clusters", Int("", 1, 10_000_000), 1, 8,

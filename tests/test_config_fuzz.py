@@ -113,6 +113,7 @@ CHECKS = {
     "data.name": ['"a/b"'],
     "env.id": ['"Frozen Lake"', '"x\\ny"'],
     "env.kwargs": ['"map_name ="', '"= 3"', "\"a = 'unclosed\""],
+    "model.cutoffs": ["[2000, 1000]", "[500, 500]"],           # lstm-ptb: rising
 }
 
 

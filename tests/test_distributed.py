@@ -1,5 +1,6 @@
 """Training on torch.distributed: two CPU processes (gloo, started by torchrun) against one process with
-the same global batch, and a killed torchrun run resumed under torchrun."""
+the same global batch, two torchrun launchers as two nodes on loopback (c10d rendezvous) against one
+process, and a killed torchrun run resumed under torchrun."""
 
 import json
 import os
@@ -129,3 +130,30 @@ def test_killed_torchrun_run_resumes_under_torchrun(tmp_path):
     for k in wa:
         assert torch.equal(wb[k], wa[k]), k
     assert [r["step"] for r in steps(run)] == list(range(1, len(steps(ref)) + 1))   # no step lost or repeated
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_loopback_equal_one_process(tmp_path):
+    """The README's multi-node command on one machine: two torchrun launchers (--nnodes 2, one process
+    each) meet by the c10d rendezvous on 127.0.0.1 and train as one process would, to the tolerance above."""
+    args = ARGS + ["--epochs", "2", "--set", "train.precision=fp64"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    finish(launch(args + ["--out", str(one)]))
+    port = free_port()
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={rank}",
+                               "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
+                               "--rdzv_id=deepzoo-two-nodes", "-m", "deepzoo", *args, "--out", str(two)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+             for rank in (0, 1)]
+    outs = [finish(node) for node in nodes]
+    assert sum("2 processes, torch.distributed" in o for o in outs) == 1       # only global rank 0 reports
+    assert sum(o.count("mlp-mnist: test_acc") for o in outs) == 1
+    far = {k: v for k, v in divergence(one, two).items() if not v <= TOL}
+    assert not far, f"two nodes differ from one process by more than {TOL}: {far}"
+

@@ -75,7 +75,8 @@ def test_list_json_parses_and_agrees_with_the_file(capsys):
 def test_list_wide_gives_commands_machines_and_variants(capsys):
     rc, out, _ = run_cli(capsys, "list", "--wide")
     assert rc == 0
-    assert "command: python benchmarks/cifar.py" in out and "results: benchmarks/results/cifar.json" in out
+    assert "command: python -m deepzoo.cputarget avx2 -- python benchmarks/cifar.py" in out
+    assert "results: benchmarks/results/cifar-avx2.json" in out
     assert "machine: AMD EPYC, AVX-512" in out
     assert "GloVe 6B 50-d vectors: 83.72% dev accuracy" in out
 
@@ -116,7 +117,7 @@ def test_benchmarks_record_the_figures_their_results_hold(tmp_path, monkeypatch)
     shutil.copy(figures.FILE, copy)
     monkeypatch.setattr(figures, "FILE", copy)
     before = {(e["recipe"], e["variant"]): e for e in figures.entries()}
-    for bench, results in [("cifar", "cifar.json"), ("generative", "generative.json"), ("ptb", "ptb.json"),
+    for bench, results in [("cifar", "cifar-avx2.json"), ("generative", "generative.json"), ("ptb", "ptb.json"),
                            ("translation", "translation.json"), ("charlm", "charlm.json"),
                            ("qlearning", "qlearning.json"), ("dqn", "dqn.json"), ("gcn", "gcn.json"),
                            ("word2vec", "word2vec-ptb-once.json")]:
