@@ -157,3 +157,35 @@ def test_two_nodes_on_loopback_equal_one_process(tmp_path):
     far = {k: v for k, v in divergence(one, two).items() if not v <= TOL}
     assert not far, f"two nodes differ from one process by more than {TOL}: {far}"
 
+
+
+def test_torchrun_max_restarts_resumes_a_killed_worker_by_itself(tmp_path):
+    """torchrun --max-restarts=2: one worker SIGKILLed inside epoch 2, torchrun restarts both, and the
+    restarted workers find the run folder and continue from its last complete checkpoint by themselves
+    (nobody types deepzoo resume), ending with the unbroken run's weights, bit for bit."""
+    import psutil
+    args = ARGS + ["--epochs", "3", "--set", "data.batch_size=32", "--set", "train.checkpoint_seconds=0"]
+    ref = tmp_path / "ref"
+    finish(launch(args + ["--out", str(ref)], processes=2))
+    rows = [json.loads(l) for l in (ref / "metrics.jsonl").read_text().splitlines()]
+    epoch_seconds = rows[1]["train_seconds"] - rows[0]["train_seconds"]
+
+    run = tmp_path / "elastic"
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "--max-restarts=2", "--monitor-interval=0.5", "-m", "deepzoo", *args, "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    latest = run / "checkpoints/latest.json"
+    deadline = time.time() + 300
+    while not latest.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.25 * epoch_seconds)                   # inside epoch 2
+    workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "deepzoo" in " ".join(p.cmdline())]
+    assert len(workers) == 2
+    workers[1].send_signal(signal.SIGKILL)             # one worker dies; torchrun stays
+    assert json.loads(latest.read_text())["last"] == "epoch-0001", "the kill must land inside epoch 2"
+    out = finish(proc, timeout=300)
+    assert "torchrun restarted the workers (restart 1)" in out and f"resuming {run} after epoch 1" in out
+    wa, wb = weights(ref, 3), weights(run, 3)
+    for k in wa:
+        assert torch.equal(wb[k], wa[k]), k
+    assert [r["step"] for r in steps(run)] == list(range(1, len(steps(ref)) + 1))   # no step lost or repeated

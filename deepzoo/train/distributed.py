@@ -46,15 +46,32 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def restarts() -> int:
+    """How many times torchrun has restarted this job's workers after a failure (``--max-restarts``): 0 on
+    the first attempt, and without torchrun."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
+def job_id() -> str | None:
+    """torchrun's id of this job (``--rdzv-id``, or a fresh one per ``--standalone`` launch), the same for
+    every restart of its workers; None without torchrun."""
+    return os.environ.get("TORCHELASTIC_RUN_ID")
+
+
 def setup() -> Context:
-    """Join the process group if torchrun started us (once per process); a single process otherwise."""
+    """Join the process group if torchrun started us (once per process); a single process otherwise.
+
+    The group meets in torchrun's key-value store under a prefix of its own for each restart: restarted
+    workers must not read the addresses that the workers of an earlier attempt left there."""
     if not launched():
         return Context()
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
+        store, rank, world = next(dist.rendezvous("env://"))
+        store = dist.PrefixStore(f"deepzoo/attempt-{restarts()}", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world)
     return current()
 
 

@@ -193,9 +193,16 @@ def train(recipe_name: str, preset: str | None = None, config_file=None, sets=()
     # every value checked against the recipe's schema before anything is read or written
     cfg = cfglib.resolve(recipe.full_defaults(), recipe.presets, preset, config_file, sets, epochs, seed,
                          overrides, schema=schema.for_recipe(recipe))
+    if distributed.restarts():    # torchrun --max-restarts brought the workers back after a failure
+        earlier = distributed.broadcast(str(_elastic_run_dir(out, recipe.name) or ""))
+        if earlier:
+            if ctx.main:
+                log(f"torchrun restarted the workers (restart {distributed.restarts()}): continuing {earlier} "
+                    f"from its last complete checkpoint")
+            return {**resume(earlier, data_dir, progress, log), "run_dir": earlier}
     run_dir = Path(distributed.broadcast(str(new_run_dir(out, recipe.name, create=False))))  # rank 0's name
     meta = {"recipe": recipe.name, "preset": preset, "data_dir": str(data_dir) if data_dir else None,
-            "config": cfg}
+            "config": cfg, **({"torchrun_job": distributed.job_id()} if distributed.job_id() else {})}
     cfg = {**cfg, "recipe": recipe.name, "preset": preset}
     task = _build(recipe, cfg, data_dir)  # bad data fails here, before a folder is made
     if recipe.fit is None:
@@ -212,6 +219,21 @@ def train(recipe_name: str, preset: str | None = None, config_file=None, sets=()
     distributed.barrier()
     summary = _fit(recipe, cfg, run_dir, data_dir, progress, log, resume=False, callbacks=callbacks, task=task)
     return {**summary, "run_dir": str(run_dir)}      # where it went (not in summary.json: a folder may move)
+
+
+def _elastic_run_dir(out, recipe: str) -> Path | None:
+    """The run folder an earlier attempt of this torchrun job made: ``out`` if it holds a run, else the
+    newest runs/RECIPE-* whose config.json names this job; None if the failure came before any was made."""
+    if out is not None:
+        return Path(out) if (Path(out) / "config.json").exists() else None
+    job = distributed.job_id()
+    for folder in sorted(Path("runs").glob(f"{recipe}-*"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            if json.loads((folder / "config.json").read_text()).get("torchrun_job") == job:
+                return folder
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def resume(run_dir, data_dir=None, progress: bool = True, log=print) -> dict:
