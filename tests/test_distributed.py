@@ -103,20 +103,31 @@ def kill_tree(pid: int) -> None:
             pass
 
 
-def test_killed_torchrun_run_resumes_under_torchrun(tmp_path):
-    args = ARGS + ["--epochs", "3", "--set", "data.batch_size=32", "--set", "train.checkpoint_seconds=0"]
+def unbroken_run(tmp_path, args):
+    """The run a killed one must end equal to (2 processes), and the seconds of one of its epochs."""
     ref = tmp_path / "ref"
     finish(launch(args + ["--out", str(ref)], processes=2))
     rows = [json.loads(l) for l in (ref / "metrics.jsonl").read_text().splitlines()]
-    epoch_seconds = rows[1]["train_seconds"] - rows[0]["train_seconds"]
+    return ref, rows[1]["train_seconds"] - rows[0]["train_seconds"]
 
-    run = tmp_path / "killed"
-    proc = launch(args + ["--out", str(run)], processes=2)
+
+def wait_inside_epoch_2(run, proc, epoch_seconds):
+    """Wait until ``run`` has its first checkpoint, then a quarter of an epoch; its latest.json."""
     latest = run / "checkpoints/latest.json"
     deadline = time.time() + 300
     while not latest.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
-    time.sleep(0.25 * epoch_seconds)                   # inside epoch 2
+    time.sleep(0.25 * epoch_seconds)
+    return latest
+
+
+def test_killed_torchrun_run_resumes_under_torchrun(tmp_path):
+    args = ARGS + ["--epochs", "3", "--set", "data.batch_size=32", "--set", "train.checkpoint_seconds=0"]
+    ref, epoch_seconds = unbroken_run(tmp_path, args)
+
+    run = tmp_path / "killed"
+    proc = launch(args + ["--out", str(run)], processes=2)
+    latest = wait_inside_epoch_2(run, proc, epoch_seconds)
     kill_tree(proc.pid)                                # torchrun and both workers, at once
     proc.communicate()
     assert json.loads(latest.read_text())["last"] == "epoch-0001", "the kill must land inside epoch 2"
@@ -165,20 +176,13 @@ def test_torchrun_max_restarts_resumes_a_killed_worker_by_itself(tmp_path):
     (nobody types deepzoo resume), ending with the unbroken run's weights, bit for bit."""
     import psutil
     args = ARGS + ["--epochs", "3", "--set", "data.batch_size=32", "--set", "train.checkpoint_seconds=0"]
-    ref = tmp_path / "ref"
-    finish(launch(args + ["--out", str(ref)], processes=2))
-    rows = [json.loads(l) for l in (ref / "metrics.jsonl").read_text().splitlines()]
-    epoch_seconds = rows[1]["train_seconds"] - rows[0]["train_seconds"]
+    ref, epoch_seconds = unbroken_run(tmp_path, args)
 
     run = tmp_path / "elastic"
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                              "--max-restarts=2", "--monitor-interval=0.5", "-m", "deepzoo", *args, "--out", str(run)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    latest = run / "checkpoints/latest.json"
-    deadline = time.time() + 300
-    while not latest.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    time.sleep(0.25 * epoch_seconds)                   # inside epoch 2
+    latest = wait_inside_epoch_2(run, proc, epoch_seconds)
     workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "deepzoo" in " ".join(p.cmdline())]
     assert len(workers) == 2
     workers[1].send_signal(signal.SIGKILL)             # one worker dies; torchrun stays

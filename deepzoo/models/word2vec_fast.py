@@ -98,6 +98,29 @@ def _draw(threshold, alias, state):
     return np.int64(alias[column]), state
 
 
+@njit(cache=True, inline="always")
+def _output(d, word, threshold, alias, state):
+    """The d-th output of a negative-sampling round: ``word`` itself (label 1) for d = 0, else a noise word
+    drawn from the alias table (label 0), or -1 (skip it) when the draw is ``word``. (target, label, state)."""
+    if d == 0:
+        return np.int64(word), np.float32(1.0), state
+    target, state = _draw(threshold, alias, state)
+    if target == word:
+        return np.int64(-1), np.float32(0.0), state
+    return target, np.float32(0.0), state
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def _logistic(l1, row, label, alpha, with_loss):
+    """One logistic regression on dot(l1, row): the update coefficient (label - p) * alpha and, with
+    ``with_loss``, its loss -log p(label)."""
+    p = _sigmoid(_dot(l1, row))
+    loss = 0.0
+    if with_loss:
+        loss = -math.log(p + 1e-12) if label == 1.0 else -math.log(1.0 - p + 1e-12)
+    return np.float32((label - p) * alpha), loss
+
+
 @njit(cache=True, fastmath=True)
 def _negative(l1, word, syn1neg, threshold, alias, negative, alpha, work, state, with_loss=True):
     """One positive (``word``, label 1) and ``negative`` noise words (label 0) drawn from the unigram^0.75
@@ -105,18 +128,12 @@ def _negative(l1, word, syn1neg, threshold, alias, negative, alpha, work, state,
     the gradient for l1 into ``work``; returns (loss, state)."""
     loss = 0.0
     for d in range(negative + 1):
-        if d == 0:
-            target, label = np.int64(word), np.float32(1.0)
-        else:
-            target, state = _draw(threshold, alias, state)
-            if target == word:
-                continue
-            label = np.float32(0.0)
+        target, label, state = _output(d, word, threshold, alias, state)
+        if target < 0:
+            continue
         row = syn1neg[target]
-        p = _sigmoid(_dot(l1, row))
-        if with_loss:
-            loss -= math.log(p + 1e-12) if label == 1.0 else math.log(1.0 - p + 1e-12)
-        g = np.float32((label - p) * alpha)
+        g, part = _logistic(l1, row, label, alpha, with_loss)
+        loss += part
         _axpy(g, row, work)      # the gradient for l1, with the output vector before its update
         _axpy(g, l1, row)
     return loss, state
@@ -168,21 +185,15 @@ def _window_shared(syn0, syn1neg, ctx, m, word, threshold, alias, negative, alph
     loss = 0.0
     grads[:m] = 0.0
     for d in range(negative + 1):
-        if d == 0:
-            target, label = np.int64(word), np.float32(1.0)
-        else:
-            target, state = _draw(threshold, alias, state)
-            if target == word:
-                continue
-            label = np.float32(0.0)
+        target, label, state = _output(d, word, threshold, alias, state)
+        if target < 0:
+            continue
         row = syn1neg[target]
         upd[:] = 0.0
         for a in range(m):
             l1 = syn0[ctx[a]]
-            p = _sigmoid(_dot(l1, row))
-            if with_loss:
-                loss -= math.log(p + 1e-12) if label == 1.0 else math.log(1.0 - p + 1e-12)
-            g = np.float32((label - p) * alpha)
+            g, part = _logistic(l1, row, label, alpha, with_loss)
+            loss += part
             _axpy(g, row, grads[a])
             _axpy(g, l1, upd)
         _axpy(np.float32(1.0), upd, row)
