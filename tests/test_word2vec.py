@@ -142,6 +142,36 @@ def test_cached_epochs_train_as_streamed_ones():
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
+@pytest.mark.parametrize("cache_words", [10**9, 0])
+@pytest.mark.parametrize("stop", [2, 7, 9])      # inside epoch 1, inside epoch 2, at the start of epoch 3
+def test_training_continues_from_any_position_as_the_unbroken_run(stop, cache_words):
+    """Stop after the stop-th position (a job, or an epoch's end), build a new model, load the three tables
+    and go on from that position: the same tables, bit for bit, as the unbroken run (one thread), whether
+    the later epochs read the cached ids or the corpus again."""
+    corpus = ListCorpus(_topic_corpus(60))
+    make = lambda: Word2Vec(vector_size=8, min_count=1, epochs=3, workers=1, seed=5, job_words=50, hs=True,
+                            compute_loss=True, cache_words=cache_words).build_vocab(corpus)
+    unbroken, seen = make(), []
+    history = unbroken.train(corpus, on_position=lambda p: seen.append(
+        (p, [t.copy() for t in (unbroken.syn0, unbroken.syn1neg, unbroken.syn1)])))
+    assert len(seen) > 9 and [p["job"] for p, _ in seen].count(0) == 2     # jobs, and the two epoch ends
+    position, tables = seen[stop - 1]
+    resumed = make()
+    for t, saved in zip((resumed.syn0, resumed.syn1neg, resumed.syn1), tables):
+        t[...] = saved
+    rest = resumed.train(corpus, start=position)
+    for a, b in zip((unbroken.syn0, unbroken.syn1neg, unbroken.syn1), (resumed.syn0, resumed.syn1neg, resumed.syn1)):
+        np.testing.assert_array_equal(a, b)
+    assert [r["loss"] for r in rest] == [r["loss"] for r in history[position["epoch"]:]]
+    assert [r["words"] for r in rest] == [r["words"] for r in history[position["epoch"]:]]
+    # and a start one job later than the tables (job 3's tables, going on from job 4's end) differs
+    (position, tables), wrong = seen[2], make()
+    for t, saved in zip((wrong.syn0, wrong.syn1neg, wrong.syn1), tables):
+        t[...] = saved
+    wrong.train(corpus, start={**position, "job": position["job"] + 1})
+    assert not np.array_equal(wrong.syn0, unbroken.syn0)
+
+
 def test_hierarchical_softmax_update_equals_a_torch_sgd_step():
     counts = np.array([40, 20, 9, 6, 5, 3, 2, 1])
     V, D, alpha, word = len(counts), 6, 0.1, 5

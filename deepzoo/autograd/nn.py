@@ -100,6 +100,13 @@ class SGD:
         for p in self.params:
             p.zero_grad()
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The momentum buffers (a checkpoint)."""
+        return {f"buffer.{i}": b for i, b in enumerate(self.buffers) if b is not None}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.buffers = [state.get(f"buffer.{i}") for i in range(len(self.params))]
+
 
 class Adam:
     """Kingma & Ba, as torch.optim.Adam: m <- β1 m + (1-β1) g, v <- β2 v + (1-β2) g²,
@@ -127,3 +134,13 @@ class Adam:
     def zero_grad(self) -> None:
         for p in self.params:
             p.zero_grad()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The moments and the step count (a checkpoint)."""
+        return {"t": np.array([self.t]), **{f"m.{i}": m for i, m in enumerate(self.m)},
+                **{f"v.{i}": v for i, v in enumerate(self.v)}}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.t = int(state["t"][0])
+        self.m = [state[f"m.{i}"] for i in range(len(self.params))]
+        self.v = [state[f"v.{i}"] for i in range(len(self.params))]

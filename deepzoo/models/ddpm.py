@@ -141,7 +141,7 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, p2, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        temb = self.time_mlp(timestep_embedding(t, self.tdim))
+        temb = self.time_mlp(timestep_embedding(t, self.tdim).to(x.dtype))
         h1 = self.down1(self.inp(self.unshuffle(x)), temb)    # R x R, c      (R = 28 / patch)
         h2 = self.down2(self.pool1(h1), temb)                  # R/2 x R/2, 2c
         h = self.attn(self.mid(h2, temb))
@@ -191,12 +191,22 @@ class Diffusion(nn.Module):
         a = self.abar[t][:, None, None, None]
         return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
-    def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The noise-prediction MSE at a uniformly drawn step for each image."""
-        n = len(x0)
-        t = torch.randint(0, self.steps, (n,), generator=generator).to(x0.device)
-        eps = torch.randn(x0.shape, generator=generator).to(x0.device)
-        return F.mse_loss(self.net(self.add_noise(x0, t, eps), t), eps)
+    def draw(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The steps t ~ U{0, ..., T-1} and the noise eps ~ N(0, I) of n training images, drawn on the CPU
+        (from a seeded generator: a resumed run draws the same) and moved to the model's device and precision."""
+        p = next(self.net.parameters())
+        t = torch.randint(0, self.steps, (n,), generator=generator).to(p.device)
+        eps = torch.randn(n, *self.image, generator=generator).to(p.device, p.dtype)
+        return t, eps
+
+    def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None,
+             draws: tuple[torch.Tensor, torch.Tensor] | None = None, net: nn.Module | None = None) -> torch.Tensor:
+        """The noise-prediction MSE at a uniformly drawn step for each image: || eps - net(x_t, t) ||^2.
+
+        ``draws``: (t, eps) for these images (drawn from ``generator`` if not given); ``net``: the U-Net as
+        the step calls it (its DDP wrapper under torchrun)."""
+        t, eps = self.draw(len(x0), generator) if draws is None else draws
+        return F.mse_loss((net or self.net)(self.add_noise(x0, t, eps), t), eps)
 
     @torch.no_grad()
     def ancestral_step(self, x: torch.Tensor, t: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -98,9 +98,9 @@ class GAN(nn.Module):
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ N(0, I), drawn on the CPU (from a seeded generator: a resumed run draws the same) and moved
-        to the model's device."""
-        device = next(self.parameters()).device
-        return torch.randn(n, self.latent, generator=generator).to(device)
+        to the model's device and precision."""
+        p = next(self.parameters())
+        return torch.randn(n, self.latent, generator=generator).to(p.device, p.dtype)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] for latent points z (G in its current mode)."""
@@ -117,16 +117,23 @@ class GAN(nn.Module):
 
 
 def train_step(model: GAN, real: torch.Tensor, optimizer: torch.optim.Optimizer,
-               generator: torch.Generator | None = None) -> dict:
+               generator: torch.Generator | None = None, z: torch.Tensor | None = None,
+               players: tuple[nn.Module, nn.Module] | None = None) -> dict:
     """One D step then one G step on a batch of real images in [-1, 1]; both players share one optimizer
     with one parameter group each, and each step leaves the other player's gradients at None, so Adam
-    updates only the player whose loss it is."""
+    updates only the player whose loss it is.
+
+    ``z``: the batch's latent codes (drawn from ``generator`` if not given). ``players``: G and D as the
+    steps call them, their DDP wrappers under torchrun: each averages its own player's gradients across
+    processes in the backward pass of that player's loss. The G step calls D itself, not its wrapper: D's
+    gradients there are thrown away, so they are not averaged."""
     n = len(real)
-    ones, zeros = torch.ones(n, 1, device=real.device), torch.zeros(n, 1, device=real.device)
-    fake = model.generator(model.noise(n, generator))
+    ones, zeros = real.new_ones(n, 1), real.new_zeros(n, 1)
+    G, D = players or (model.generator, model.discriminator)
+    fake = G(model.noise(n, generator) if z is None else z)
 
     optimizer.zero_grad(set_to_none=True)
-    d_real, d_fake = model.discriminator(real), model.discriminator(fake.detach())
+    d_real, d_fake = D(real), D(fake.detach())
     loss_d = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
     loss_d.backward()
     optimizer.step()                                    # G's parameters have no gradient: only D moves

@@ -388,9 +388,25 @@ class Word2Vec:
         if ids:
             yield np.array(ids, dtype=np.int32), np.array(starts, dtype=np.int64)
 
-    def train(self, corpus, progress: bool = False, on_epoch=None) -> list[dict]:
+    def vocabulary_digest(self) -> str:
+        """A fingerprint of the vocabulary and its counts: a checkpoint's tables fit this corpus only."""
+        import hashlib
+        h = hashlib.sha256("\n".join(self.words).encode())
+        h.update(np.ascontiguousarray(self.counts, dtype=np.int64).tobytes())
+        return h.hexdigest()
+
+    def train(self, corpus, progress: bool = False, on_epoch=None, on_position=None,
+              start: dict | None = None) -> list[dict]:
         """Run ``epochs`` passes over ``corpus``; return one dict per epoch (loss per prediction, words,
-        seconds, words per second, learning rate reached). ``on_epoch(row)`` is called after each."""
+        seconds, words per second, learning rate reached). ``on_epoch(row)`` is called after each.
+
+        Stopping and going on: after each job (``job_words`` words) ``on_position(position)`` gets where
+        training stands, {"epoch", "job" (jobs of that epoch done), and the epoch's running sums "words",
+        "loss", "trained", "kept", "seconds"}; with the tables (syn0, syn1neg, syn1) that is everything
+        needed to go on, since each job's random numbers come from its own seed (seed, epoch, job) and the
+        learning rate from the words done. ``start`` = such a position (with the tables already loaded)
+        continues from there: exactly as the unbroken run when ``workers`` = 1 (with more threads, Hogwild
+        updates race, and two unbroken runs differ too)."""
         import time
 
         import numba
@@ -404,14 +420,23 @@ class Word2Vec:
         total = per_epoch * self.epochs
         history = []
         cache = [] if self.epochs > 1 and self.corpus_words <= self.cache_words else None
-        for epoch in range(self.epochs):
-            start, done, loss, trained, kept = time.perf_counter(), 0, 0.0, 0, 0
-            bar = tqdm(total=per_epoch, unit="w", unit_scale=True, disable=not progress, leave=False,
+        first = start or {"epoch": 0, "job": 0, "words": 0, "loss": 0.0, "trained": 0, "kept": 0, "seconds": 0.0}
+        if cache is not None and first["epoch"] > 0:         # resumed after epoch 1: encode the corpus once
+            cache.extend(self._jobs(corpus))
+        for epoch in range(first["epoch"], self.epochs):
+            resumed = epoch == first["epoch"]
+            skip = first["job"] if resumed else 0
+            done, loss, trained, kept = (first["words"], first["loss"], first["trained"], first["kept"]) if resumed \
+                else (0, 0.0, 0, 0)
+            start = time.perf_counter() - (first["seconds"] if resumed else 0.0)
+            bar = tqdm(total=per_epoch, initial=done, unit="w", unit_scale=True, disable=not progress, leave=False,
                        desc=f"epoch {epoch + 1}/{self.epochs}")
             jobs = cache if cache and epoch > 0 else self._jobs(corpus)
             for job, (ids, starts) in enumerate(jobs):
                 if cache is not None and epoch == 0:
                     cache.append((ids, starts))
+                if job < skip:                                 # done before the checkpoint resumed from
+                    continue
                 sizes = np.diff(starts)
                 n_chunks = max(1, min(len(sizes), threads * 4))
                 cuts = np.searchsorted(np.cumsum(sizes), np.linspace(0, len(ids), n_chunks + 1)[1:-1])
@@ -425,6 +450,9 @@ class Word2Vec:
                 loss, trained, kept = loss + out[:, 0].sum(), trained + int(out[:, 1].sum()), kept + int(out[:, 2].sum())
                 done += len(ids)
                 bar.update(len(ids))
+                if on_position is not None:
+                    on_position({"epoch": epoch, "job": job + 1, "words": done, "loss": float(loss),
+                                 "trained": trained, "kept": kept, "seconds": time.perf_counter() - start})
             bar.close()
             seconds = time.perf_counter() - start
             row = {"epoch": epoch + 1, "loss": loss / max(trained, 1) if self.compute_loss else None,
@@ -435,4 +463,7 @@ class Word2Vec:
             history.append(row)
             if on_epoch is not None:
                 on_epoch(row)
+            if on_position is not None and epoch + 1 < self.epochs:
+                on_position({"epoch": epoch + 1, "job": 0, "words": 0, "loss": 0.0, "trained": 0, "kept": 0,
+                             "seconds": 0.0})
         return history

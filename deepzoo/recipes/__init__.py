@@ -17,6 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+# A recipe with its own loop checkpoints at its loop's own points (a batch of words, an episode, an epoch)
+# once this many seconds have passed since the last (train.checkpoint_seconds).
+LOOP_CHECKPOINT_SECONDS = 60.0
+
 from deepzoo.errors import DeepzooError
 
 
@@ -50,7 +54,9 @@ class Recipe:
     predict_options: tuple = ()         # keyword arguments of predict that `deepzoo predict` flags may set
     score: Callable | None = None       # (task, config) -> extra test results from the best weights (e.g. BLEU)
     # Recipes that do not train through the engine (word2vec's compiled kernel) give these three:
-    fit: Callable | None = None         # (built, config, run_dir, progress, log, append_metrics) -> dict
+    # (built, config, run_dir, progress, log, append_metrics, checkpoints) -> dict; checkpoints is a
+    # deepzoo.train.checkpoint.LoopCheckpoints (its ``resumed``: the state to continue from, or None)
+    fit: Callable | None = None
     load: Callable | None = None        # (run_dir, config) -> what predict and evaluate take
     evaluate: Callable | None = None    # (loaded, config, data_dir) -> results dict
     # A run folder is a portable model (deepzoo/artefacts.py). Engine-trained recipes give both:
@@ -72,7 +78,7 @@ class Recipe:
 
     def full_defaults(self) -> dict:
         if self.fit is not None:  # its own loop: no optimiser or engine settings (its defaults say what it has)
-            return _merge({"seed": 0}, self.defaults)
+            return _merge({"seed": 0, "train": {"checkpoint_seconds": LOOP_CHECKPOINT_SECONDS}}, self.defaults)
         from deepzoo.train.engine import ENGINE_DEFAULTS
         return _merge(copy.deepcopy(ENGINE_DEFAULTS), self.defaults)
 

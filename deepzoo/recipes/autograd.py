@@ -3,7 +3,9 @@
 
 Its own loop (the engine's is torch's): minibatches of shuffled training images, the cross-entropy,
 ``loss.backward()`` through the recorded graph, an Adam step; after each epoch the validation accuracy,
-and the weights of the best epoch are kept (safetensors, written atomically) and tested.
+and the weights of the best epoch are kept (safetensors, written atomically) and tested. Every
+train.checkpoint_seconds an epoch's end is checkpointed (weights, optimiser state, the shuffling
+generator), and ``deepzoo resume`` continues a killed run exactly.
 """
 
 from __future__ import annotations
@@ -70,12 +72,16 @@ def save(model, path: Path) -> None:
     atomic_write_bytes(path, to_bytes({k: np.ascontiguousarray(p.data) for k, p in model.named_parameters().items()}))
 
 
-def fit(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics) -> dict:
+def fit(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics, checkpoints) -> dict:
+    """Train; after an epoch, when train.checkpoint_seconds have passed, checkpoint the weights, the
+    optimiser's state, the shuffling generator and the best accuracy so far; a resumed run goes on from
+    the next epoch exactly."""
     from tqdm import tqdm
 
     from deepzoo.autograd import Tensor
     from deepzoo.autograd import functional as F
     from deepzoo.autograd.nn import SGD, Adam
+    from deepzoo.train.checkpoint import generator_state, set_generator_state
     o, epochs, b = cfg["optim"], cfg["train"]["epochs"], cfg["data"]["batch_size"]
     rng = np.random.default_rng(cfg["seed"])
     model = make_model(cfg, cfg["seed"])
@@ -85,8 +91,17 @@ def fit(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics)
         optimizer = SGD(model.parameters(), lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
     else:
         raise DeepzooError(f"optim.name must be 'adam' or 'sgd', got {o['name']!r}")
-    best, start = -1.0, time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    best, first, before = -1.0, 1, 0.0
+    if checkpoints.resumed is not None:
+        arrays, state = checkpoints.resumed
+        for name, p in model.named_parameters().items():
+            p.data = arrays[f"model.{name}"]
+        optimizer.load_state_dict({k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")})
+        set_generator_state(rng, state["rng"])
+        best, first, before = state["best"], state["epoch"] + 1, state["train_seconds"]
+        log(f"resuming {run_dir} after epoch {state['epoch']}")
+    start = time.perf_counter() - before
+    for epoch in range(first, epochs + 1):
         order = rng.permutation(len(job.x_train))
         losses = []
         batches = range(0, len(order), b)
@@ -106,6 +121,12 @@ def fit(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics)
         if val_acc > best:
             best = val_acc
             save(model, run_dir / "weights.safetensors")
+        if epoch < epochs and checkpoints.due():
+            checkpoints.save(f"epoch-{epoch:04d}",
+                             {**{f"model.{k}": p.data for k, p in model.named_parameters().items()},
+                              **{f"optim.{k}": v for k, v in optimizer.state_dict().items()}},
+                             {"epoch": epoch, "best": best, "rng": generator_state(rng),
+                              "train_seconds": time.perf_counter() - start})
     seconds = time.perf_counter() - start
     best_model = load(run_dir, cfg)
     results = {"val_acc": best, **evaluate(best_model, cfg, None, job)}

@@ -12,8 +12,11 @@ With ``--set eval.classifier=RUN_DIR`` (a trained ``cnn-mnist`` run) the final w
 :mod:`deepzoo.report.sample_quality` against the 10,000 test images: ``test_fd`` (Fréchet distance of the
 classifier's features), ``test_confidence`` and ``test_class_entropy``. The GANs, which have no test loss,
 then also log each epoch the class entropy and confidence of 1,000 samples: the mode-collapse signal.
-The GANs train in fp32 with the engine's learning-rate schedule but their own two-player step (no
-gradient clipping); ddpm-mnist honours train.precision and train.clip_grad_norm.
+The GANs train with the engine's learning-rate schedule but their own two-player step (no gradient
+clipping); ddpm-mnist honours train.clip_grad_norm. Under torchrun each player (the DDPM's U-Net) is wrapped
+in DDP, every process draws the global batch's latent codes (steps and noise) and keeps its rows, and
+BatchNorm normalises over the global batch, so W processes make the updates one process makes
+(tests/test_distributed.py); rank 0 draws the per-epoch samples and scores them.
 
 ddpm-mnist draws its samples with ``eval.sample_steps`` (50) of the 1,000 steps and DDIM's ``eval.eta``:
 1 (the default) puts fresh noise back at each step, the ancestral sampler on a sub-sequence of steps; 0 is
@@ -436,20 +439,30 @@ def build_gan(cfg: dict, data_dir) -> Task:
     state = {}
 
     def mode_signal(trainer) -> dict:
-        """Class entropy and confidence of 1,000 samples after each epoch (needs eval.classifier)."""
+        """Class entropy and confidence of 1,000 samples after each epoch (needs eval.classifier); under
+        torchrun rank 0 draws and scores them, and every process gets its figures."""
         from deepzoo.report.sample_quality import class_histogram, classify
+        from deepzoo.train import distributed
         if not cfg["eval"]["classifier"]:
             return {}
-        if "classifier" not in state:
-            state["classifier"] = load_classifier(cfg["eval"]["classifier"])
-        images = trainer.model.sample(1000, torch.Generator().manual_seed(cfg["seed"])).cpu()
-        _, probs = classify(state["classifier"], images)
-        return {"sample_class_entropy": class_histogram(probs)[1], "sample_confidence": float(probs.max(1).mean())}
+        row = {}
+        if trainer.main:
+            if "classifier" not in state:
+                state["classifier"] = load_classifier(cfg["eval"]["classifier"])
+            images = trainer.model.sample(1000, torch.Generator().manual_seed(cfg["seed"])).cpu()
+            _, probs = classify(state["classifier"], images)
+            row = {"sample_class_entropy": class_histogram(probs)[1], "sample_confidence": float(probs.max(1).mean())}
+        return distributed.broadcast(row)
+
+    def step(trainer, x, y) -> dict:
+        # the global batch's latent codes, of which this process keeps the rows of its images
+        z = trainer.share(trainer.model.noise(trainer.global_rows(x), trainer.generator))
+        return gan.train_step(trainer.model, x, trainer.optimizer, z=z,
+                              players=(trainer.part("generator"), trainer.part("discriminator")))
 
     return Task(model=model, train=train, val=None, test=None, loss=_no_test_loss, monitor="train_loss",
-                headline="test_fd", optimizer=optimizer, epoch_end=mode_signal,
-                train_step=lambda trainer, x, y: gan.train_step(trainer.model, x, trainer.optimizer, trainer.generator),
-                context={"test_images": x_test, **context})
+                headline="test_fd", optimizer=optimizer, epoch_end=mode_signal, train_step=step,
+                players=("generator", "discriminator"), context={"test_images": x_test, **context})
 
 
 _FD_REF = Reference("test_fd", None, "no published figure on this measure (Fréchet distance of cnn-mnist "
@@ -499,7 +512,9 @@ def build_ddpm(cfg: dict, data_dir) -> Task:
 
     def step(trainer, x, y) -> dict:
         with autocast(trainer.device, trainer.precision):
-            loss = trainer.model.loss(x, trainer.generator)      # noise and steps from the saved RNG
+            # steps and noise for the global batch (from the saved RNG); this process keeps its images' rows
+            draws = trainer.share(trainer.model.draw(trainer.global_rows(x), trainer.generator))
+            loss = trainer.model.loss(x, draws=draws, net=trainer.part("net"))
         trainer.optimizer.zero_grad(set_to_none=True)
         trainer.scaler.scale(loss).backward()                     # (loss scaling only for fp16 on CUDA)
         if clip > 0:
@@ -511,7 +526,7 @@ def build_ddpm(cfg: dict, data_dir) -> Task:
         return {"loss": float(loss.detach())}
 
     return Task(model=model, train=train, val=None, test=None, loss=_no_test_loss, monitor="train_loss",
-                headline="test_fd", train_step=step, context={"test_images": x_test, **context})
+                headline="test_fd", train_step=step, players=("net",), context={"test_images": x_test, **context})
 
 
 register(Recipe(

@@ -2,7 +2,9 @@
 
 They have their own loops (deepzoo/rl/), not the supervised engine: a run folder holds the config, the
 learned table or network (safetensors, written atomically), metrics.jsonl (one row per log window or
-evaluation), returns.png and summary.json. ``env.id`` takes any gymnasium id with discrete actions
+evaluation), returns.png and summary.json, and while training ``checkpoints/`` (every
+train.checkpoint_seconds, at the end of an episode: all the loop's state, so ``deepzoo resume`` continues a
+killed run exactly; deepzoo/rl/dqn.py and qlearning.py say what is kept). ``env.id`` takes any gymnasium id with discrete actions
 (and, for Q-learning, discrete observations); ``env.kwargs`` passes options to ``gymnasium.make``, as
 TOML key = value pairs, e.g. ``--set "env.kwargs=map_name = '8x8', is_slippery = true"``.
 """
@@ -92,7 +94,7 @@ def build_q(cfg: dict, data_dir) -> Job:
     return Job(env_maker(cfg, "discrete"))
 
 
-def fit_q(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics) -> dict:
+def fit_q(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics, checkpoints) -> dict:
     import time
 
     from tqdm import tqdm
@@ -100,7 +102,9 @@ def fit_q(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metric
     from deepzoo.rl import qlearning
     a, t = cfg["agent"], cfg["train"]
     env = job.make_env()
-    rows = []
+    rows = checkpoints.metric_rows()            # a resumed run's rows so far (none for a new one)
+    if checkpoints.resumed is not None:
+        log(f"resuming {run_dir} after episode {checkpoints.resumed[1]['episodes']:,}")
 
     def on_log(row):
         rows.append(row)
@@ -112,8 +116,8 @@ def fit_q(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metric
     start = time.perf_counter()
     q = qlearning.train(env, t["episodes"], a["gamma"], (a["lr"], a["lr_end"], a["lr_fraction"]),
                         (a["eps_start"], a["eps_end"], a["eps_fraction"]), cfg["seed"], on_log,
-                        log_every=max(1, t["episodes"] // 50), tick=bar.update)
-    seconds = time.perf_counter() - start
+                        log_every=max(1, t["episodes"] // 50), tick=bar.update, checkpoints=checkpoints)
+    seconds = time.perf_counter() - start + (checkpoints.resumed[1]["train_seconds"] if checkpoints.resumed else 0)
     bar.close()
     save_tensors(run_dir / "qtable.safetensors", {"q": torch.from_numpy(q)})
     if qlearning.is_grid_world(env, q):
@@ -231,12 +235,14 @@ def build_dqn(cfg: dict, data_dir) -> Job:
     return Job(env_maker(cfg, "box"))
 
 
-def fit_dqn(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics) -> dict:
+def fit_dqn(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics, checkpoints) -> dict:
     from tqdm import tqdm
 
     from deepzoo.rl import dqn
     c = dqn_config(cfg)
-    rows = []
+    rows = checkpoints.metric_rows()            # a resumed run's rows so far (none for a new one)
+    if checkpoints.resumed is not None:
+        log(f"resuming {run_dir} after step {checkpoints.resumed[1]['step']:,}")
     bar = tqdm(total=c.total_steps, unit="step", disable=not progress, leave=False)
 
     def on_eval(row):
@@ -245,7 +251,7 @@ def fit_dqn(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metr
         text = (f"step {row['env_steps']:,}  eval return {row['eval_return']:.1f} ± {row['eval_return_std']:.1f}"
                 f"  ε {row['epsilon']:.3f}  {row['train_seconds']:.0f}s")
         bar.write(text) if progress else log(text)
-    out = dqn.train(job.make_env, c, cfg["seed"], on_eval=on_eval, tick=bar.update)
+    out = dqn.train(job.make_env, c, cfg["seed"], on_eval=on_eval, tick=bar.update, checkpoints=checkpoints)
     bar.close()
     q = out["q"]
     save_tensors(run_dir / "model.safetensors", q.state_dict())

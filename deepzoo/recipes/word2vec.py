@@ -2,7 +2,9 @@
 
 They train with the compiled kernel (deepzoo/models/word2vec_fast.py), not through the engine: a run
 folder holds ``config.json``, ``metrics.jsonl`` (one line per epoch: words/s, loss), ``vectors.bin``
-(word2vec.c's binary format, which gensim reads) and ``summary.json`` with the evaluation.
+(word2vec.c's binary format, which gensim reads) and ``summary.json`` with the evaluation; while training,
+``checkpoints/`` (every train.checkpoint_seconds, after a job of words: the tables and the position in the
+corpus), from which ``deepzoo resume`` continues a killed run (exactly with ``model.workers=1``).
 
 Corpora (``data.corpus``):
 
@@ -75,7 +77,13 @@ def build(cfg: dict, data_dir) -> Job:
     raise DeepzooError(f"data.corpus: unknown corpus '{d['corpus']}' (ptb, chinese, path)")
 
 
-def fit(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics) -> dict:
+TABLES = ("syn0", "syn1neg", "syn1")   # input vectors, negative-sampling and hierarchical-softmax outputs
+
+
+def fit(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics, checkpoints) -> dict:
+    """Train; every train.checkpoint_seconds, after a job of words, checkpoint the three tables and the
+    position in the corpus (epoch, job, the epoch's sums); a resumed run reads the corpus again (the same
+    vocabulary, checked by its fingerprint) and goes on from that job."""
     from deepzoo.models.word2vec_fast import Word2Vec
     m = cfg["model"]
     try:
@@ -85,7 +93,17 @@ def fit(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics)
         raise DeepzooError(str(e)) from None
     log(f"corpus: {job.description}: {model.corpus_words:,} words in {model.corpus_sentences:,} lines; "
         f"vocabulary {len(model.words):,} (min_count {m['min_count']})")
-    start = time.perf_counter()
+    digest, position, before = model.vocabulary_digest(), None, 0.0
+    if checkpoints.resumed is not None:
+        arrays, state = checkpoints.resumed
+        if state["vocabulary"] != digest:
+            raise DeepzooError(f"{job.description} is not the corpus this run's checkpoint was trained on (its "
+                               f"vocabulary differs); train again into a new folder")
+        for name in TABLES:
+            getattr(model, name)[...] = arrays[name]
+        position, before = state["position"], state["train_seconds"]
+        log(f"resuming {run_dir} in epoch {position['epoch'] + 1}, after {position['words']:,} of its words")
+    start = time.perf_counter() - before
 
     def on_epoch(row):
         append_metrics({"epoch": row["epoch"], **({"train_loss": row["loss"]} if row["loss"] is not None else {}),
@@ -93,7 +111,13 @@ def fit(job: Job, cfg: dict, run_dir: Path, progress: bool, log, append_metrics)
         log(f"epoch {row['epoch']}/{cfg['train']['epochs']}  {row['words_per_s']:,.0f} words/s"
             + (f"  loss {row['loss']:.4f}" if row["loss"] is not None else ""))
 
-    model.train(job.corpus, progress=progress, on_epoch=on_epoch)
+    def on_position(where: dict) -> None:
+        if checkpoints.due():
+            checkpoints.save(f"epoch-{where['epoch'] + 1:04d}-job-{where['job']:06d}",
+                             {name: getattr(model, name) for name in TABLES},
+                             {"position": where, "vocabulary": digest, "train_seconds": time.perf_counter() - start})
+
+    model.train(job.corpus, progress=progress, on_epoch=on_epoch, on_position=on_position, start=position)
     seconds = time.perf_counter() - start
     kv = model.wv
     kv.save_word2vec_format(run_dir / "vectors.bin", binary=True)

@@ -66,6 +66,17 @@ class ReplayBuffer:
         return tuple(torch.from_numpy(a[idx]) for a in (self.obs, self.actions, self.rewards, self.next_obs,
                                                         self.terminal))
 
+    FIELDS = ("obs", "next_obs", "actions", "rewards", "terminal")
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The filled rows (a checkpoint) and where the ring stands."""
+        return {f"buffer.{k}": getattr(self, k)[:self.size] for k in self.FIELDS}, {"size": self.size, "pos": self.pos}
+
+    def load(self, arrays: dict, state: dict) -> None:
+        self.size, self.pos = state["size"], state["pos"]
+        for k in self.FIELDS:
+            getattr(self, k)[:self.size] = arrays[f"buffer.{k}"]
+
 
 @dataclass
 class Config:
@@ -99,6 +110,38 @@ def td_loss(q: nn.Module, q_target: nn.Module, batch, gamma: float, double: bool
     return F.smooth_l1_loss(q(s).gather(1, a[:, None]).squeeze(1), y)      # Huber, δ = 1
 
 
+def _state(q, q_target, optimizer, buffer: ReplayBuffer, best: dict, curve: list, losses: list) -> tuple[dict, dict]:
+    """A checkpoint's arrays and JSON state, besides the position and the generators."""
+    from deepzoo.train.checkpoint import split_optimizer_state
+    arrays, state = buffer.state()
+    opt_tensors, opt_meta = split_optimizer_state(optimizer.state_dict())
+    for prefix, tensors in (("q.", q.state_dict()), ("target.", q_target.state_dict()), ("best.", best["state"]),
+                            ("adam.", opt_tensors)):
+        arrays.update({prefix + k: v.detach().cpu().numpy() for k, v in tensors.items()})
+    arrays["curve"] = np.array(curve, dtype=np.float64).reshape(-1, 2)
+    return arrays, {"buffer": state, "adam": opt_meta, "best_return": float(best["return"]), "best_step": best["step"],
+                    "losses": losses}
+
+
+def _restore(resumed, q, q_target, optimizer, buffer: ReplayBuffer, rng, env) -> tuple:
+    """Load a checkpoint of :func:`_state` and the generators; (first step, seconds so far, curve, losses, best)."""
+    from deepzoo.train import checkpoint
+    arrays, state = resumed
+
+    def tensors(prefix: str) -> dict:
+        return {k[len(prefix):]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith(prefix)}
+    q.load_state_dict(tensors("q."))
+    q_target.load_state_dict(tensors("target."))
+    optimizer.load_state_dict(checkpoint.join_optimizer_state(tensors("adam."), state["adam"]))
+    buffer.load(arrays, state["buffer"])
+    checkpoint.set_generator_state(rng, state["rng"])
+    checkpoint.set_generator_state(env.unwrapped.np_random, state["env_rng"])   # it starts the next episode
+    checkpoint.set_torch_rng_state(state["torch_rng"])
+    curve = [(int(a), float(b)) for a, b in arrays["curve"]]
+    best = {"return": state["best_return"], "state": tensors("best."), "step": state["best_step"]}
+    return state["step"] + 1, state["train_seconds"], curve, state["losses"], best
+
+
 def greedy_policy(q: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -107,8 +150,14 @@ def greedy_policy(q: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def train(make_env: Callable, cfg: Config, seed: int, on_eval: Callable[[dict], None] | None = None,
-          tick: Callable[[int], None] | None = None) -> dict:
-    """Train; return {"q": the best network, "best_return", "reached_at_step", "curve": training episodes}."""
+          tick: Callable[[int], None] | None = None, checkpoints=None) -> dict:
+    """Train; return {"q": the best network, "best_return", "reached_at_step", "curve": training episodes}.
+
+    ``checkpoints`` (a :class:`deepzoo.train.checkpoint.LoopCheckpoints`): at the end of an episode, when
+    one is due, everything the rest of the run depends on is saved: both networks, Adam's moments, the
+    replay buffer, the best weights so far, the generators (the agent's and the environment's, which
+    starts the next episode) and the step; its ``resumed`` state goes on from there exactly."""
+    from deepzoo.train import checkpoint
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     env = make_env()
@@ -119,9 +168,17 @@ def train(make_env: Callable, cfg: Config, seed: int, on_eval: Callable[[dict], 
     buffer = ReplayBuffer(cfg.buffer_size, obs_dim, rng)
     best = {"return": -np.inf, "state": copy.deepcopy(q.state_dict()), "step": 0}
     curve, reached, losses = [], None, []
-    s, _ = env.reset(seed=seed)
-    episode_return, start = 0.0, time.perf_counter()
-    for step in range(1, cfg.total_steps + 1):
+    s, _ = env.reset(seed=seed)          # s = None: the episode ended, and the next step starts a new one
+    episode_return, first, before = 0.0, 1, 0.0
+    if checkpoints is not None and checkpoints.resumed is not None:
+        first, before, curve, losses, best = _restore(checkpoints.resumed, q, q_target, optimizer, buffer, rng, env)
+        s = None
+        if tick is not None:
+            tick(first - 1)
+    start = time.perf_counter() - before
+    for step in range(first, cfg.total_steps + 1):
+        if s is None:
+            s, _ = env.reset()
         eps = linear(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, step / cfg.total_steps)
         if rng.random() < eps:
             a = int(rng.integers(n_actions))
@@ -134,8 +191,7 @@ def train(make_env: Callable, cfg: Config, seed: int, on_eval: Callable[[dict], 
         s = s2
         if terminated or truncated:
             curve.append((step, episode_return))
-            episode_return = 0.0
-            s, _ = env.reset()
+            episode_return, s = 0.0, None
         if step >= cfg.learning_starts and step % cfg.train_every == 0:
             for _ in range(cfg.gradient_steps):
                 loss = td_loss(q, q_target, buffer.sample(cfg.batch_size), cfg.gamma, cfg.double)
@@ -166,6 +222,12 @@ def train(make_env: Callable, cfg: Config, seed: int, on_eval: Callable[[dict], 
             if cfg.target_return is not None and result["mean_return"] >= cfg.target_return:
                 reached = step
                 break
+        if s is None and step < cfg.total_steps and checkpoints is not None and checkpoints.due():
+            arrays, state = _state(q, q_target, optimizer, buffer, best, curve, losses)
+            checkpoints.save(f"step-{step:09d}", arrays, {
+                **state, "step": step, "rng": checkpoint.generator_state(rng),
+                "env_rng": checkpoint.generator_state(env.unwrapped.np_random), "torch_rng": checkpoint.torch_rng_state(),
+                "train_seconds": time.perf_counter() - start})
     env.close()
     q.load_state_dict(best["state"])
     return {"q": q, "best_return": best["return"], "best_step": best["step"], "reached_at_step": reached,

@@ -34,18 +34,34 @@ def greedy(q: np.ndarray, state: int, rng: np.random.Generator) -> int:
 
 
 def train(env, episodes: int, gamma: float, lr: tuple, eps: tuple, seed: int,
-          on_log: Callable[[dict], None] | None = None, log_every: int = 1000, tick=None) -> np.ndarray:
+          on_log: Callable[[dict], None] | None = None, log_every: int = 1000, tick=None,
+          checkpoints=None) -> np.ndarray:
     """Learn Q for ``env`` (Discrete observations and actions) over ``episodes`` episodes.
 
     ``lr`` is (lr, lr_end, lr_fraction) and ``eps`` (eps_start, eps_end, eps_fraction), as the recipes'
     ``agent.*`` keys name them: a start value, an end value, and the fraction of the episodes over which
     it decays linearly from one to the other (DQN names its ε schedule the same). Every
     ``log_every`` episodes ``on_log`` receives the window's mean return and success rate.
+
+    ``checkpoints`` (a :class:`deepzoo.train.checkpoint.LoopCheckpoints`): after an episode, when one is
+    due, the table, the generator's state and the episode count are saved; its ``resumed`` state goes on
+    from there. Each episode starts from ``reset(seed)`` with a seed from the generator, so nothing of the
+    environment needs keeping.
     """
+    from deepzoo.train.checkpoint import generator_state, set_generator_state
     rng = np.random.default_rng(seed)
     q = np.zeros((env.observation_space.n, env.action_space.n))
-    window_returns, window_success, steps, start = [], [], 0, time.perf_counter()
-    for episode in range(episodes):
+    window_returns, window_success, steps, first, before = [], [], 0, 0, 0.0
+    if checkpoints is not None and checkpoints.resumed is not None:
+        arrays, state = checkpoints.resumed
+        q[...] = arrays["q"]
+        set_generator_state(rng, state["rng"])
+        window_returns, window_success = state["window_returns"], state["window_success"]
+        steps, first, before = state["env_steps"], state["episodes"], state["train_seconds"]
+        if tick is not None:
+            tick(first)
+    start = time.perf_counter() - before
+    for episode in range(first, episodes):
         progress = episode / max(episodes - 1, 1)
         alpha, epsilon = linear(*lr, progress), linear(*eps, progress)
         s, _ = env.reset(seed=int(rng.integers(2**31)))
@@ -66,6 +82,11 @@ def train(env, episodes: int, gamma: float, lr: tuple, eps: tuple, seed: int,
                     "train_success": float(np.mean(window_success)), "epsilon": epsilon, "alpha": alpha,
                     "train_seconds": round(time.perf_counter() - start, 3)})
             window_returns, window_success = [], []
+        if checkpoints is not None and episode + 1 < episodes and checkpoints.due():
+            checkpoints.save(f"episode-{episode + 1:09d}", {"q": q},
+                             {"episodes": episode + 1, "env_steps": steps, "rng": generator_state(rng),
+                              "window_returns": window_returns, "window_success": window_success,
+                              "train_seconds": time.perf_counter() - start})
     return q
 
 

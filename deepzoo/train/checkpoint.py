@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -199,3 +200,90 @@ def load(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimize
         tensors = load_weights(ckpt_dir / "optim.safetensors")
         optimizer.load_state_dict(join_optimizer_state(tensors, state["optimizer"]))
     return state
+
+
+# --- recipes with their own loops (word2vec, DQN, Q-learning, the NumPy MLP) ----------------------------
+
+def generator_state(rng: np.random.Generator) -> dict:
+    """A NumPy Generator's whole state (JSON: its bit generator's counters, as Python ints)."""
+    return rng.bit_generator.state
+
+
+def set_generator_state(rng: np.random.Generator, state: dict) -> None:
+    rng.bit_generator.state = state
+
+
+def torch_rng_state() -> str:
+    return _b64(torch.get_rng_state())
+
+
+def set_torch_rng_state(state: str) -> None:
+    torch.set_rng_state(_unb64(state))
+
+
+class LoopCheckpoints:
+    """Checkpoints of a recipe that trains with a loop of its own, not the engine's.
+
+    The loop asks :meth:`due` at each point where it can stop and later go on exactly (after a batch of
+    words, at the end of an episode, after an epoch): true once ``every`` seconds have passed since the last
+    checkpoint (0: at every such point). Then it hands over its whole state to :meth:`save`: arrays (tables,
+    weights, optimiser moments, a replay buffer) and a JSON-able dict (its position, random-generator
+    states, bookkeeping). They are written as the engine's checkpoints are: ``checkpoints/NAME/`` with
+    ``arrays.safetensors`` and ``state.json``, made whole in a temporary folder, renamed into place, and only
+    then named by ``latest.json``; the one before is removed. A run killed at any moment resumes from the
+    last complete checkpoint (:meth:`restore`, which also drops the ``metrics.jsonl`` rows written after it).
+    """
+
+    def __init__(self, run_dir: Path, every: float) -> None:
+        self.root, self.metrics = Path(run_dir) / "checkpoints", Path(run_dir) / "metrics.jsonl"
+        self.every, self.saved_at = every, time.monotonic()
+        self.resumed: tuple[dict[str, np.ndarray], dict] | None = None   # what restore() read, for the loop
+
+    def restore(self) -> dict | None:
+        """Read the latest checkpoint into ``resumed`` and return its state; None if there is none."""
+        from safetensors.numpy import load_file
+        latest = read_latest(self.root)
+        if latest is None:
+            return None
+        folder = self.root / latest["last"]
+        try:
+            arrays = load_file(str(folder / "arrays.safetensors"))
+            state = json.loads((folder / "state.json").read_text())
+        except (SafetensorError, OSError, json.JSONDecodeError) as e:
+            raise DeepzooError(f"cannot read the checkpoint {folder}: {e}") from None
+        rows = self.metric_rows()[:state["metrics_rows"]]           # rows of a killed stretch go
+        from deepzoo.files import atomic_write_bytes
+        atomic_write_bytes(self.metrics, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        self.resumed = (arrays, state)
+        return state
+
+    def metric_rows(self) -> list[dict]:
+        """The complete rows of metrics.jsonl (a line cut short by a kill is left out)."""
+        rows = []
+        if self.metrics.exists():
+            for line in self.metrics.read_text().splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return rows
+
+    def due(self) -> bool:
+        return time.monotonic() - self.saved_at >= self.every
+
+    def save(self, name: str, arrays: dict[str, np.ndarray], state: dict) -> Path:
+        from safetensors.numpy import save_file
+        self.root.mkdir(parents=True, exist_ok=True)
+        state = {**state, "metrics_rows": len(self.metric_rows())}
+
+        def write(tmp: Path) -> None:
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "arrays.safetensors"))
+            (tmp / "state.json").write_text(json.dumps(state))
+        final = _publish(self.root, name, write)
+        fsync_dir(self.root)
+        atomic_write_json(self.root / LATEST, {"last": name, "best": name})
+        for p in [*self.root.glob("*"), *self.root.glob(".*")]:
+            if p.is_dir() and p.name != name:
+                shutil.rmtree(p, ignore_errors=True)
+        self.saved_at = time.monotonic()
+        return final

@@ -13,6 +13,15 @@ DistributedSampler assigns it), and DDP averages the gradients during backward, 
 the same update a single process would make on the whole batch. Validation and test run on every
 process over the whole split (identical results, so every process takes the same early-stopping and
 best-epoch decisions); only rank 0 writes the log, the metrics, the checkpoints and the summary.
+
+Two things make "the same update" hold beyond a plain loss:
+
+* **BatchNorm** normalises with the statistics of the whole global batch, as one process would: under
+  torchrun every BatchNorm layer becomes a synchronised one (:func:`sync_batchnorm`: PyTorch's
+  SyncBatchNorm on GPUs; on CPUs, where PyTorch's has no kernel, :class:`BatchNormAcrossProcesses`).
+* **Random draws of a recipe's own step** (a GAN's latent codes, a diffusion model's steps and noise): every
+  process draws the whole global batch's numbers from the same seeded generator and keeps its own rows
+  (:func:`local_rows`), so the numbers each image meets do not depend on how many processes share the batch.
 """
 
 from __future__ import annotations
@@ -115,6 +124,73 @@ def local_rows(x, ctx: Context):
     if isinstance(x, tuple):
         return tuple(local_rows(t, ctx) for t in x)
     return x[ctx.rank::ctx.world]
+
+
+class _SumAcrossProcesses(torch.autograd.Function):
+    """y = sum over processes of x, on every process; its backward is the same sum of the gradients (each
+    process's x reaches every process's y, so its gradient gathers every process's dL/dy)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class BatchNormAcrossProcesses(torch.nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose batch is the global batch, split over processes: on CPUs, where PyTorch's SyncBatchNorm
+    has no kernel. Over the N = sum_p n_p values of each channel, with one all-reduce per moment:
+
+        mu = (1/N) sum x,    sigma^2 = (1/N) sum (x - mu)^2,    y = gamma (x - mu) / sqrt(sigma^2 + eps) + beta
+
+    and the running statistics move towards mu and the unbiased N / (N - 1) sigma^2, as nn.BatchNorm's do. The
+    sums are differentiable all-reduces, so backward carries each image's influence on the statistics to every
+    process. It has BatchNorm's parameters and buffers under the same names (checkpoints load either way);
+    in evaluation mode, or on one process, it is plain BatchNorm."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and current().enabled):
+            return super().forward(x)
+        dims = [0, *range(2, x.dim())]                       # every axis but the channels
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        n = _SumAcrossProcesses.apply(torch.tensor(float(x.numel() // x.shape[1]), dtype=x.dtype))
+        mean = _SumAcrossProcesses.apply(x.sum(dims)) / n
+        var = _SumAcrossProcesses.apply(((x - mean.view(shape)) ** 2).sum(dims)) / n
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), m)
+                self.running_var.lerp_(var.detach() * n / (n - 1), m)
+        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def sync_batchnorm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` with every BatchNorm layer normalising over the global batch (in place for nested layers; the
+    parameters and buffers are the same tensors, under the same names)."""
+    if device.type != "cpu":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(module, BatchNormAcrossProcesses):
+        synced = BatchNormAcrossProcesses(module.num_features, module.eps, module.momentum, module.affine,
+                                          module.track_running_stats)
+        for name, tensor in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
+            setattr(synced, name, tensor)
+        synced.train(module.training)
+        return synced
+    for name, child in module.named_children():
+        module.add_module(name, sync_batchnorm(child, device))
+    return module
 
 
 def check_batch(batch_size: int, ctx: Context) -> None:

@@ -103,6 +103,7 @@ class Task:
     train_metrics: bool = False  # also compute the metrics on the training batches (train_acc, ...)
     # For training that is not "one loss, one backward, one step" (a GAN's two players):
     train_step: Callable | None = None   # (trainer, x, y) -> {"loss": float, other logged floats}; it steps itself
+    players: tuple[str, ...] = ()        # the model's parts train_step trains, each in DDP under torchrun (Trainer.part)
     optimizer: torch.optim.Optimizer | None = None  # the recipe's own (e.g. one param group per player)
     epoch_end: Callable | None = None    # (trainer) -> extra floats for the epoch's row (e.g. a mode-collapse signal)
     val_estimate: Batches | None = None  # scored after each epoch instead of the whole val (a long text's)
@@ -189,18 +190,15 @@ def maximises(monitor: str, metrics: list[type[Metric]]) -> bool:
 
 def check_setup(task: Task, cfg: dict, ctx=None) -> tuple[torch.device, str]:
     """The device and precision training ``task`` will use, or the error that it cannot: a GPU PyTorch does
-    not see, fp16 on a CPU, fp64 or torchrun for a recipe with its own step. What the config allows depends
+    not see, fp16 on a CPU, torchrun for a recipe whose own step names no parts to wrap. What the config allows depends
     on the machine too; run.train asks here before it makes the run folder."""
     ctx = ctx or distributed.current()
     device = select_device(distributed.device_for(ctx, cfg["train"]["device"]))
     precision = resolve_precision(cfg["train"]["precision"], device)
     autocast(device, precision)  # an impossible precision fails here, before any training
-    if precision == "fp64" and task.train_step is not None:
-        raise DeepzooError(f"train.precision=fp64: {cfg.get('recipe', 'this recipe')} trains with its own step, "
-                           f"which draws its noise in fp32; use fp32")
-    if ctx.enabled and task.train_step is not None:
-        raise DeepzooError(f"{cfg.get('recipe', 'this recipe')} trains with its own step (two players, or a "
-                           f"sampled loss), which DDP does not wrap yet; run it on one process")
+    if ctx.enabled and task.train_step is not None and not task.players:
+        raise DeepzooError(f"{cfg.get('recipe', 'this recipe')} trains with its own step and names no parts "
+                           f"for DDP to wrap (Task.players); run it on one process")
     return device, precision
 
 
@@ -219,13 +217,19 @@ class Trainer:
         self.dtype = torch.float64 if self.precision == "fp64" else None   # inputs cast to it; else as built
         self.model = task.model.to(self.device, self.dtype)
         self.train_model = self.model                # what the training step calls: DDP(model) under torchrun
+        self.parts: dict[str, torch.nn.Module] = {}  # a recipe's own step: DDP(part) for each of task.players
         if self.dist.enabled:
             distributed.check_batch(getattr(task.train, "batch_size", 0) or 0, self.dist)
             if hasattr(task.train, "shard"):
                 task.train.shard(self.dist.rank, self.dist.world)
             from torch.nn.parallel import DistributedDataParallel
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+            distributed.sync_batchnorm(self.model, self.device)   # BatchNorm over the global batch
+            if task.train_step is None:
+                self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+            else:
+                self.parts = {name: DistributedDataParallel(getattr(self.model, name), device_ids=ids)
+                              for name in task.players}
         # fp16 gradients can underflow: scale the loss up before backward, and the gradients back down
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.optimizer = task.optimizer if task.optimizer is not None else build_optimizer(self.model, cfg["optim"])
@@ -244,6 +248,21 @@ class Trainer:
         # train.log_steps: every step's (global-batch) loss, written to steps.jsonl after each epoch
         self.step_log: list[dict] | None = [] if cfg["train"].get("log_steps") else None
         self.tensorboard = None   # train.tensorboard: a SummaryWriter on rank 0, opened when fit() starts
+
+    # --- what a recipe's own step (task.train_step) calls -----------------------------------------------
+    def part(self, name: str) -> torch.nn.Module:
+        """The model's part ``name`` (one of task.players) as a step calls it: under torchrun its DDP wrapper,
+        which averages its gradients across processes during backward; the part itself on one process."""
+        return self.parts[name] if name in self.parts else getattr(self.model, name)
+
+    def global_rows(self, x) -> int:
+        """The number of rows of the global batch whose local share is ``x``."""
+        return len(x) * self.dist.world
+
+    def share(self, draw):
+        """This process's rows of ``draw``, random numbers drawn for the whole global batch (a tensor or a tuple):
+        every process draws the same numbers from the same generator and keeps the rows of its images."""
+        return distributed.local_rows(draw, self.dist) if self.dist.enabled else draw
 
     # --- the learning-rate schedule --------------------------------------------------------------
     def _set_lr(self) -> float:

@@ -145,11 +145,12 @@ def _fit(recipe, cfg, run_dir, data_dir, progress, log, resume, callbacks=(), ta
         raise DeepzooError(f"{recipe.name} has its own training loop, not the engine's: run it on one process "
                            f"(without torchrun)")
     if recipe.fit is not None:  # a recipe with its own training loop (e.g. word2vec's compiled kernel)
-        if resume:
-            raise DeepzooError(f"{recipe.name} runs cannot be resumed (an epoch takes seconds); "
-                               f"train again into a new folder")
+        checkpoints = checkpoint.LoopCheckpoints(run_dir, cfg["train"]["checkpoint_seconds"])
+        if resume and checkpoints.restore() is None:
+            log(f"{run_dir} has no checkpoint yet; starting from the beginning")
         out = recipe.fit(task, cfg, run_dir, progress=progress, log=log,
-                         append_metrics=lambda row: append_jsonl(run_dir / "metrics.jsonl", row))
+                         append_metrics=lambda row: append_jsonl(run_dir / "metrics.jsonl", row),
+                         checkpoints=checkpoints)
         return _summary(recipe, out["results"], run_dir, cfg, epochs_run=out["epochs_run"],
                         best_epoch=out["epochs_run"], stopped_early=False, train_seconds=out["train_seconds"],
                         parameters=out["parameters"], device="cpu")
