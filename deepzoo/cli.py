@@ -28,12 +28,16 @@ examples:
   deepzoo predict RUN_DIR digit.png              classify an image with a trained run
   deepzoo export RUN_DIR --format onnx           RUN_DIR/model.onnx, checked with onnxruntime
   deepzoo serve RUN_DIR [RUN_DIR ...]            a web page per run and a JSON API, on 127.0.0.1:8000
-  deepzoo experiment vanishing                   gradient vs distance for RNN, GRU, LSTM (plot + table)
+  deepzoo experiment vanishing --quick           gradient vs distance for RNN, GRU, LSTM (plot + table)
   deepzoo experiment cnn-vs-rnn --quick          TextCNN vs recurrent nets: parameters, speed, accuracy
-  deepzoo experiment seq-throughput              LSTM vs Transformer: tokens/s as sequences grow
+  deepzoo experiment seq-throughput --quick      LSTM vs Transformer: tokens/s as sequences grow
   deepzoo experiment degradation --quick         plain-20/56 vs ResNet-20/56: training and test error
   deepzoo experiment vit-vs-resnet --quick       ViT vs ResNet-20: same time, more and more images
   deepzoo experiment pretrain-finetune --quick   char GPT pre-trained on other text vs from scratch
+  deepzoo experiment long-range --quick          LSTM vs Transformer: recall a token d positions back
+  deepzoo experiment layernorm --quick           with and without LayerNorm over learning rates
+  deepzoo experiment linear-collapse --quick     MLPs without activation collapse to one linear layer
+  deepzoo experiment list                        every experiment: claim, note, verdict measured
   deepzoo explain receptive-field 7x7-vs-3x3     one 7x7 conv vs three 3x3: receptive field, weights
   deepzoo explain receptive-field resnet20-cifar10   each layer's output size, receptive field, parameters
   deepzoo explain graph "tanh(w*x + b)"           the computation graph: each node's value and gradient
@@ -210,17 +214,19 @@ def cmd_serve(args) -> None:
 
 def cmd_tour(args) -> None:
     from deepzoo.report.tour import tour
+    experiments = None if args.experiments is None else [n for n in args.experiments.split(",") if n and n != "none"]
     path = tour(quick=not args.full, out=args.out, data_dir=args.data_dir,
-                only=args.recipes.split(",") if args.recipes else None, progress=not args.quiet)
+                only=args.recipes.split(",") if args.recipes else None, progress=not args.quiet,
+                experiments=experiments)
     print(f"tour report: {path}")
 
 
 def cmd_experiment_vanishing(args) -> None:
     from deepzoo.experiments import vanishing
     result = vanishing.run(args.out, seq_len=args.seq_len, hidden_size=args.hidden, seeds=args.seeds,
-                           impl=args.impl)
+                           impl=args.impl, quick=args.quick)
     print(vanishing.format_table(result))
-    print(f"plot and data: {args.out}/vanishing.png, {args.out}/vanishing.json")
+    print(f"plot, table and data: {args.out}/vanishing.png, {args.out}/vanishing.md, {args.out}/vanishing.json")
 
 
 def cmd_experiment_cnn_vs_rnn(args) -> None:
@@ -229,24 +235,26 @@ def cmd_experiment_cnn_vs_rnn(args) -> None:
                             data_dir=args.data_dir, seed=args.seed, embed_dim=args.embed_dim,
                             progress=not args.quiet)
     print(cnn_vs_rnn.format_table(result))
-    print(f"plot and data: {args.out}/cnn_vs_rnn.png, {args.out}/cnn_vs_rnn.json (one run folder per net)")
+    print(f"plot, table and data: {args.out}/cnn_vs_rnn.png, {args.out}/cnn_vs_rnn.md, {args.out}/cnn_vs_rnn.json "
+          f"(one run folder per net)")
 
 
 def cmd_experiment_seq_throughput(args) -> None:
     from deepzoo.experiments import seq_throughput
     result = seq_throughput.run(args.out, lengths=args.lengths, batch=args.batch, width=args.width,
-                                steps=args.steps)
+                                steps=args.steps, quick=args.quick, progress=not args.quiet)
     print(seq_throughput.format_table(result))
-    print(f"plot and data: {args.out}/seq_throughput.png, {args.out}/seq_throughput.json")
+    print(f"plot, table and data: {args.out}/seq_throughput.png, {args.out}/seq_throughput.md, "
+          f"{args.out}/seq_throughput.json")
 
 
 def cmd_experiment_degradation(args) -> None:
     from deepzoo.experiments import degradation
-    epochs = args.epochs if args.epochs is not None else (3 if args.quick else 8)
-    result = degradation.run(args.out, epochs=epochs, train_size=args.train_size, quick=args.quick,
+    result = degradation.run(args.out, epochs=args.epochs, train_size=args.train_size, quick=args.quick,
                              data_dir=args.data_dir, seed=args.seed, progress=not args.quiet)
     print(degradation.format_table(result))
-    print(f"plot and data: {args.out}/degradation.png, {args.out}/degradation.json (one run folder per net)")
+    print(f"plot, table and data: {args.out}/degradation.png, {args.out}/degradation.md, "
+          f"{args.out}/degradation.json (one run folder per net)")
 
 
 def cmd_experiment_vit_vs_resnet(args) -> None:
@@ -267,6 +275,39 @@ def cmd_experiment_pretrain_finetune(args) -> None:
     print(pretrain_finetune.format_table(result))
     print(f"plot, table and data: {args.out}/pretrain_finetune.png, {args.out}/pretrain_finetune.md, "
           f"{args.out}/pretrain_finetune.json (run folders pretrain/, finetuned/, scratch/)")
+
+
+def cmd_experiment_long_range(args) -> None:
+    from deepzoo.experiments import long_range
+    result = long_range.run(args.out, distances=args.distances, seconds=args.seconds, steps=args.steps,
+                            width=args.width, quick=args.quick, seed=args.seed, progress=not args.quiet)
+    print(long_range.format_table(result))
+    print(f"plot, table and data: {args.out}/long_range.png, {args.out}/long_range.md, {args.out}/long_range.json")
+
+
+def cmd_experiment_layernorm(args) -> None:
+    from deepzoo.experiments import layernorm
+    result = layernorm.run(args.out, models=args.models, quick=args.quick, seed=args.seed, progress=not args.quiet)
+    print(layernorm.format_table(result))
+    print(f"plot, table and data: {args.out}/layernorm.png, {args.out}/layernorm.md, {args.out}/layernorm.json")
+
+
+def cmd_experiment_linear_collapse(args) -> None:
+    from deepzoo.experiments import linear_collapse
+    result = linear_collapse.run(args.out, datasets=args.datasets, width=args.width, quick=args.quick,
+                                 seed=args.seed, progress=not args.quiet)
+    print(linear_collapse.format_table(result))
+    print(f"plot, table and data: {args.out}/linear_collapse.png, {args.out}/linear_collapse.md, "
+          f"{args.out}/linear_collapse.json")
+
+
+def cmd_experiment_list(args) -> None:
+    from deepzoo import experiments
+    if args.json:
+        import dataclasses
+        print(json.dumps([dataclasses.asdict(e) for e in experiments.EXPERIMENTS], indent=1, ensure_ascii=False))
+    else:
+        print(experiments.listing())
 
 
 def cmd_explain_receptive_field(args) -> None:
@@ -412,13 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "in the package: minutes, no download; --full: the default configs on the "
                                    "full datasets) and write report.html: each figure beside the same figure "
                                    "for a model that learned nothing, what each model does (its predictions, "
-                                   "samples, policy), and the training curves. A recipe that fails is "
-                                   "reported there and the tour goes on; the exit status is then 2.")
+                                   "samples, policy), and the training curves; then the experiments that "
+                                   "join it (deepzoo experiment list; their quick forms, with --full their "
+                                   "default forms), each with its figure and table. A recipe or experiment that fails is reported there and "
+                                   "the tour goes on; the exit status is then 2.")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="quick presets on shipped data, no download (the default)")
     g.add_argument("--full", action="store_true", help="the default configs on the full datasets (deepzoo data fetch)")
     s.add_argument("--out", metavar="DIR", help="report folder (default runs/tour-TIMESTAMP)")
     s.add_argument("--recipes", metavar="A,B", help="only these recipes")
+    s.add_argument("--experiments", metavar="A,B",
+                   help="only these experiments ('none': none); by default every one whose quick form joins the "
+                        "tour (all of deepzoo experiment list), or none with --recipes")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_dir(s)
     s.set_defaults(func=cmd_tour)
@@ -430,10 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "against the distance T - t, for RNN, GRU and LSTM at initialisation "
                                     "(log-scale plot and a table).")
     s.add_argument("--out", default="runs/experiment-vanishing", metavar="DIR")
-    s.add_argument("--seq-len", type=_int_in(1, 100_000), default=100)
-    s.add_argument("--hidden", type=_int_in(1, 65536), default=64)
-    s.add_argument("--seeds", type=_int_in(1, 1000), default=3)
+    s.add_argument("--seq-len", type=_int_in(1, 100_000), help="sequence length T (default 100; 60 with --quick)")
+    s.add_argument("--hidden", type=_int_in(1, 65536), help="hidden size H (default 64; 32 with --quick)")
+    s.add_argument("--seeds", type=_int_in(1, 1000), help="seeds averaged (default 3; 2 with --quick)")
     s.add_argument("--impl", choices=["torch", "scratch"], default="torch")
+    s.add_argument("--quick", action="store_true", help="T = 60, H = 32, 2 seeds (a second)")
     s.set_defaults(func=cmd_experiment_vanishing)
     s = esub.add_parser("cnn-vs-rnn", help="TextCNN vs RNN/GRU/LSTM/BiLSTM: parameters, sentences/s, accuracy",
                         description="Train each sentiment network of a dataset with the same data, "
@@ -453,11 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train a 2-layer LSTM and a 2-layer causal Transformer language model "
                                     "of the same width on batches of longer and longer sequences; report "
                                     "training tokens per second for each (log-log plot and a table).")
-    s.add_argument("--lengths", type=_int_in(1, 100_000), nargs="+", default=[16, 32, 64, 128, 256, 512], metavar="L")
-    s.add_argument("--batch", type=_int_in(1, 1_000_000), default=16, help="sequences per batch (default 16)")
-    s.add_argument("--width", type=_int_in(1, 65536), default=128, help="model width of both nets (default 128)")
-    s.add_argument("--steps", type=_int_in(1, 1_000_000), default=5, help="timed training steps per point (default 5)")
+    s.add_argument("--lengths", type=_int_in(1, 100_000), nargs="+", metavar="L",
+                   help="sequence lengths (default 16 32 64 128 256 512; 16 64 256 with --quick)")
+    s.add_argument("--batch", type=_int_in(1, 1_000_000), help="sequences per batch (default 16; 8 with --quick)")
+    s.add_argument("--width", type=_int_in(1, 65536), help="model width of both nets (default 128; 64 with --quick)")
+    s.add_argument("--steps", type=_int_in(1, 1_000_000),
+                   help="timed training steps per point (default 5; 3 with --quick)")
+    s.add_argument("--quick", action="store_true", help="3 lengths, smaller nets, fewer steps (seconds)")
     s.add_argument("--out", default="runs/experiment-seq-throughput", metavar="DIR")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_experiment_seq_throughput)
 
     s = esub.add_parser("degradation", help="plain-20/56 vs ResNet-20/56 on CIFAR-10 with one budget (He et al. Fig. 6)",
@@ -513,6 +564,57 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_dir(s)
     s.set_defaults(func=cmd_experiment_pretrain_finetune)
+
+    s = esub.add_parser("long-range", help="LSTM vs Transformer of the same size: recall a token d positions back",
+                        description="A synthetic task whose answer is a token exactly d positions before the "
+                                    "last one, among distractors. A 1-layer LSTM and a 1-block causal "
+                                    "Transformer of the same width and about the same parameters train for "
+                                    "the same wall-clock time at each distance; plot held-out accuracy against "
+                                    "d and print a table (accuracy and steps taken).")
+    s.add_argument("--distances", type=_int_in(1, 100_000), nargs="+", metavar="D",
+                   help="distances d (default 10 25 50 100 200; 4 16 32 with --quick); sequences are max(d) + 1 long")
+    s.add_argument("--seconds", type=_float_in(0.01, 86_400),
+                   help="wall-clock training time per net and distance (default 45; 2.5 with --quick)")
+    s.add_argument("--steps", type=_int_in(1, 100_000_000),
+                   help="train each net this many steps instead of for --seconds (the same for both)")
+    s.add_argument("--width", type=_int_in(4, 4096), help="width of both nets, a multiple of 4 (default 64; 32 with --quick)")
+    s.add_argument("--quick", action="store_true", help="short sequences and 2.5 s a run (about 20 s in all)")
+    s.add_argument("--seed", type=SEED, default=0)
+    s.add_argument("--out", default="runs/experiment-long-range", metavar="DIR")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_experiment_long_range)
+
+    s = esub.add_parser("layernorm", help="a Transformer and a deep MLP with and without LayerNorm, over learning rates",
+                        description="Train deepzoo's GPT (a character model on the packaged Shakespeare sample, "
+                                    "Adam) and a 6-layer MLP (the packaged MNIST sample, SGD with momentum), "
+                                    "each with and without LayerNorm, at a sweep of learning rates; plot and "
+                                    "tabulate the final loss, the steps to a target loss and the runs that "
+                                    "diverged (loss NaN, infinite or above 3 ln K).")
+    s.add_argument("--models", nargs="+", choices=["transformer", "mlp"], default=["transformer", "mlp"])
+    s.add_argument("--quick", action="store_true", help="smaller models, 3 rates, 40 steps (seconds)")
+    s.add_argument("--seed", type=SEED, default=0)
+    s.add_argument("--out", default="runs/experiment-layernorm", metavar="DIR")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_experiment_layernorm)
+
+    s = esub.add_parser("linear-collapse", help="MLPs of depth 1-4 without activation vs ReLU; the product of weights",
+                        description="Train MLPs of depth 1 to 4 with no activation (model.activation=none) and "
+                                    "with ReLU, on the packaged MNIST sample and on two concentric rings; "
+                                    "multiply each activation-free net out into one matrix and bias and compare "
+                                    "its outputs with the net's; plot test accuracy against depth and print a table.")
+    s.add_argument("--datasets", nargs="+", choices=["mnist", "rings"], default=["mnist", "rings"])
+    s.add_argument("--width", type=_int_in(10, 65536), help="hidden width (default 128; 32 with --quick)")
+    s.add_argument("--quick", action="store_true", help="fewer examples and epochs (seconds)")
+    s.add_argument("--seed", type=SEED, default=0)
+    s.add_argument("--out", default="runs/experiment-linear-collapse", metavar="DIR")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_experiment_linear_collapse)
+
+    s = esub.add_parser("list", help="every experiment: the claim, the note it comes from, the verdict measured",
+                        description="Every experiment with the claim it checks, the note (file and line) it "
+                                    "comes from, the verdict measured and its results files.")
+    s.add_argument("--json", action="store_true", help="the same as JSON")
+    s.set_defaults(func=cmd_experiment_list)
 
     x = sub.add_parser("explain", help="what the notes draw by hand, computed from the real models")
     xsub = x.add_subparsers(dest="explain", metavar="WHAT", required=True)

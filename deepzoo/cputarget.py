@@ -43,6 +43,13 @@ TARGETS = {
 }
 
 
+def hides_bf16() -> bool:
+    """Whether this process's oneDNN cap (``ONEDNN_MAX_CPU_ISA``) stops below the instruction sets with bf16
+    arithmetic: then bf16 is emulated, as on a CPU without it, and ``train.precision=auto`` must pick fp32."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    return isa not in ("", "ALL", "DEFAULT") and not any(k in isa for k in ("BF16", "FP16", "AMX", "AVX10"))
+
+
 def describe() -> dict:
     """What this process's kernels run under: ATen's capability (as PyTorch reports it), oneDNN's cap and
     numba's target ("native" where no cap is set). For the benchmarks' JSON."""

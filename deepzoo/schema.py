@@ -233,8 +233,9 @@ SHARED: dict[str, Key] = {
                          check=lambda v: bool(_DEVICE.fullmatch(v)), says="one of auto, cpu, cuda, cuda:N, mps"),
     "train.keep_checkpoints": Int("most recent checkpoints kept, besides the best", 1, 1000),
     "train.checkpoint_seconds": Float("write a checkpoint after an epoch that ends this many seconds after the "
-                                      "last one, and after the last epoch (0: every epoch); a killed run "
-                                      "loses at most this much training", 0, 1e7),
+                                      "last one, and after the last epoch (0: every epoch; word2vec, DQN and "
+                                      "Q-learning: after a batch of words or an episode); a killed run loses "
+                                      "about this much training", 0, 1e7),
     "train.precision": Choice("arithmetic: fp32, mixed bf16 or fp16 (CUDA), fp64, or auto (bf16 where the CPU or "
                               "GPU runs it natively)", *PRECISIONS),
     "train.log_steps": Bool("also write every step's loss to steps.jsonl"),
@@ -270,7 +271,8 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
     }),
     ("mlp-mnist", {
         "model.hidden": Widths("widths of the hidden layers"),
-        "model.activation": Choice("activation of the hidden layers", "relu", "tanh", "sigmoid"),
+        "model.activation": Choice("activation of the hidden layers (none: the identity, a linear net)",
+                                   "relu", "tanh", "sigmoid", "none"),
     }),
     ("cnn-mnist", {
         "model.c1": Int("channels of the first convolution", 1, 4096),
@@ -475,7 +477,8 @@ FAMILIES: list[tuple[str, dict[str, Key]]] = [
         "data.target": Text("the target column of data.path (empty: the shipped dataset's)"),
         "data.split_seed": Int("seed of the fixed 60/20/20 split", 0, MAX_SEED),
         "model.hidden": Widths("widths of the hidden layers", min_len=0),
-        "model.activation": Choice("activation of the hidden layers", "relu", "tanh", "sigmoid"),
+        "model.activation": Choice("activation of the hidden layers (none: the identity, a linear net)",
+                                   "relu", "tanh", "sigmoid", "none"),
     }),
     ("word2vec-*", {
         "data.corpus": Choice("ptb, chinese (the review datasets' training texts) or path (data.path)",

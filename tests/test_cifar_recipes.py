@@ -12,7 +12,6 @@ from deepzoo.explain.receptive_field import comparison, explain, from_spec, laye
 from deepzoo.train.engine import autocast, resolve_precision
 from deepzoo.train.run import predict, train
 
-from conftest import run_deepzoo
 
 quiet = dict(progress=False, log=lambda m: None)
 
@@ -89,15 +88,18 @@ def test_bad_cifar_settings_are_clear_errors(tmp_path):
     assert not (tmp_path / "a").exists()  # nothing written for a run that could not start
 
 
-def test_degradation_experiment_quick(tmp_path):
-    proc = run_deepzoo("experiment", "degradation", "--quick", "--epochs", "1", "--out", str(tmp_path / "d"),
-                       "--quiet", check=True)
-    assert "plain-56 trains worse than plain-20" in proc.stdout
-    result = json.loads((tmp_path / "d" / "degradation.json").read_text())
+def test_degradation_experiment_quick(quick_tour):
+    from deepzoo.experiments.degradation import QUICK_EPOCHS, verdict
+    out = quick_tour / "experiments" / "degradation"            # the session's `deepzoo tour --quick`
+    result = json.loads((out / "degradation.json").read_text())
+    assert result["quick"] and result["epochs"] == QUICK_EPOCHS
     assert set(result["nets"]) == {"plain20-cifar10", "plain56-cifar10", "resnet20-cifar10", "resnet56-cifar10"}
     for net in result["nets"].values():
-        assert len(net["curve"]) == 1 and 0 <= net["curve"][0]["train_error"] <= 1
-    assert (tmp_path / "d" / "degradation.png").stat().st_size > 10_000
+        assert [c["epoch"] for c in net["curve"]] == list(range(1, QUICK_EPOCHS + 1))
+        assert all(0 <= c["train_error"] <= 1 and 0 <= c["test_error"] <= 1 for c in net["curve"])
+    assert "plain-56 trains worse than plain-20" in verdict(result)
+    assert (out / "degradation.md").read_text().count("\n| ") == 1 + 4
+    assert (out / "degradation.png").stat().st_size > 10_000
 
 
 def test_precision_flag():

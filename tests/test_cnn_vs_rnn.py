@@ -5,27 +5,28 @@ import json
 import pytest
 
 from deepzoo.errors import DeepzooError
-from deepzoo.experiments.cnn_vs_rnn import format_table, run
+from deepzoo.experiments.cnn_vs_rnn import RECIPES, findings, format_table, run, verdict
 from deepzoo.train.run import load_model
 
 
-def test_quick_run_reports_each_net(tmp_path):
-    result = run(tmp_path, "sst2", epochs=1, quick=True, embed_dim=16, names=["lstm-sst2", "textcnn-sst2"],
-                 progress=False, log=lambda *_: None)
-    assert [r["recipe"] for r in result["rows"]] == ["lstm-sst2", "textcnn-sst2"]
-    saved = json.loads((tmp_path / "cnn_vs_rnn.json").read_text())
-    assert saved == result
-    assert (tmp_path / "cnn_vs_rnn.png").stat().st_size > 0
+def test_quick_run_reports_each_net(quick_tour):
+    out = quick_tour / "experiments" / "cnn-vs-rnn"             # the session's `deepzoo tour --quick`
+    result = json.loads((out / "cnn_vs_rnn.json").read_text())
+    assert result["quick"] and [r["recipe"] for r in result["rows"]] == list(RECIPES["sst2"])
+    assert (out / "cnn_vs_rnn.png").stat().st_size > 0
     for row in result["rows"]:
-        _, cfg, task = load_model(tmp_path / row["recipe"])
-        assert cfg["model"]["embed_dim"] == 16 and cfg["train"]["epochs"] == 1
+        _, cfg, task = load_model(out / row["recipe"])
+        assert cfg["model"]["embed_dim"] == result["embed_dim"] and cfg["train"]["epochs"] == result["epochs"]
         total = sum(p.numel() for p in task.model.parameters())
         assert row["parameters"] == total
         assert row["parameters_without_embedding"] == total - task.model.embed.weight.numel()
         assert row["train_sentences_per_s"] > 0 and row["inference_sentences_per_s"] > 0
         assert 0.0 <= row["test_acc"] <= 1.0
     assert max(r["train_speed_vs_fastest"] for r in result["rows"]) == 1.0
-    assert "textcnn-sst2" in format_table(result)
+    assert result["findings"] == findings(result)
+    assert "textcnn-sst2" in format_table(result) and verdict(result) in format_table(result)
+    md = (out / "cnn_vs_rnn.md").read_text()
+    assert md.count("\n| ") == 1 + len(result["rows"]) and verdict(result) in md
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -42,17 +42,20 @@ class WouldWork(Exception):
 def sandbox(tmp_path_factory, monkeypatch):
     """An empty working folder, the parser built once, and the entry points of real work stubbed out."""
     from deepzoo.data import registry
-    from deepzoo.experiments import (cnn_vs_rnn, degradation, pretrain_finetune, seq_throughput, vanishing,
-                                     vit_vs_resnet)
+    from deepzoo.experiments import (cnn_vs_rnn, degradation, layernorm, linear_collapse, long_range,
+                                     pretrain_finetune, seq_throughput, vanishing, vit_vs_resnet)
     from deepzoo.report import tour
     from deepzoo.train import run
 
     def stop(*args, **kwargs):
         raise WouldWork
 
-    def fake_tour(quick=True, out=None, data_dir=None, only=None, progress=True, log=print):
+    def fake_tour(quick=True, out=None, data_dir=None, only=None, progress=True, log=print, experiments=None):
+        from deepzoo import experiments as experiments_lib
+        for name in experiments or ():
+            experiments_lib.get(name)         # the real tour's first step: unknown names are one line
         for name in only or ():
-            recipes.get(name)                 # the real tour's first step: unknown names are one line
+            recipes.get(name)
         raise WouldWork
 
     def fake_fetch(name, dest_root=None, mirror=None, progress=True):
@@ -63,7 +66,8 @@ def sandbox(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(run, "_build", stop)          # every training path builds the recipe first
     monkeypatch.setattr(tour, "tour", fake_tour)
     monkeypatch.setattr(registry, "fetch", fake_fetch)
-    for module in (vanishing, cnn_vs_rnn, seq_throughput, degradation, vit_vs_resnet, pretrain_finetune):
+    for module in (vanishing, cnn_vs_rnn, seq_throughput, degradation, vit_vs_resnet, pretrain_finetune, long_range,
+                   layernorm, linear_collapse):
         monkeypatch.setattr(module, "run", stop)
     cwd = tmp_path_factory.mktemp("cwd")
     monkeypatch.chdir(cwd)
@@ -241,20 +245,26 @@ FLAGS = {
     ("eval",): ["--data-dir"],
     ("predict",): ["--json", "--length", "--temperature", "--top-k", "--seed", "--beam", "--data-dir"],
     ("export",): ["--format", "--out", "onnx", "torchscript"],
-    ("tour",): ["--quick", "--out", "--recipes", "--quiet", "--data-dir"],
+    ("tour",): ["--quick", "--out", "--recipes", "--experiments", "--quiet", "--data-dir"],
     ("list",): ["--help"],
     ("data",): ["list", "fetch", "--help"],
     ("data", "list"): ["--data-dir"],
     ("data", "fetch"): ["--mirror", "--quiet", "--data-dir", "mnist", "cifar10", "ptb"],
     ("experiment",): ["vanishing", "cnn-vs-rnn", "seq-throughput", "degradation", "vit-vs-resnet",
-                      "pretrain-finetune"],
+                      "pretrain-finetune", "long-range", "layernorm", "linear-collapse", "list"],
+    ("experiment", "long-range"): ["--distances", "--seconds", "--steps", "--width", "--quick", "--seed", "--out",
+                                   "--quiet"],
+    ("experiment", "layernorm"): ["--models", "transformer", "mlp", "--quick", "--seed", "--out", "--quiet"],
+    ("experiment", "linear-collapse"): ["--datasets", "mnist", "rings", "--width", "--quick", "--seed", "--out",
+                                        "--quiet"],
+    ("experiment", "list"): ["--json", "--help"],
     ("experiment", "vit-vs-resnet"): ["--minutes", "--sizes", "--quick", "--seed", "--out", "--quiet"],
     ("experiment", "pretrain-finetune"): ["--quick", "--pretrain-steps", "--finetune-steps", "--eval-every",
                                           "--slice-chars", "--seed", "--out", "--quiet"],
-    ("experiment", "vanishing"): ["--out", "--seq-len", "--hidden", "--seeds", "--impl", "torch", "scratch"],
+    ("experiment", "vanishing"): ["--out", "--seq-len", "--hidden", "--seeds", "--impl", "torch", "scratch", "--quick"],
     ("experiment", "cnn-vs-rnn"): ["--dataset", "sst2", "chnsenticorp", "--epochs", "--quick", "--embed-dim",
                                    "--seed", "--out", "--quiet", "--data-dir"],
-    ("experiment", "seq-throughput"): ["--lengths", "--batch", "--width", "--steps", "--out"],
+    ("experiment", "seq-throughput"): ["--lengths", "--batch", "--width", "--steps", "--quick", "--out", "--quiet"],
     ("experiment", "degradation"): ["--epochs", "--train-size", "--quick", "--seed", "--out", "--quiet"],
     ("explain",): ["receptive-field", "graph"],
     ("explain", "receptive-field"): ["--channels", "--size", "7x7-vs-3x3", "conv3,conv3,pool2", "conv3s2",

@@ -53,3 +53,17 @@ def test_a_command_runs_under_the_target_and_says_so():
 def test_no_command_is_a_usage_error():
     proc = subprocess.run([sys.executable, "-m", "deepzoo.cputarget", "avx2"], capture_output=True, text=True)
     assert proc.returncode == 2 and "give the command to run after --" in proc.stderr
+
+
+def test_auto_precision_is_fp32_under_the_avx2_target(monkeypatch):
+    """Under the AVX2 cap bf16 is emulated, as on an AVX2-only CPU: auto must not pick it, whatever this CPU."""
+    import torch
+
+    from deepzoo.train.engine import resolve_precision
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert cputarget.hides_bf16() and resolve_precision("auto", torch.device("cpu")) == "fp32"
+    for isa in ("AVX512_CORE_BF16", "AVX512_CORE_AMX", "ALL"):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+        assert not cputarget.hides_bf16()
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert not cputarget.hides_bf16()

@@ -1,19 +1,18 @@
 """The tour: every quick preset learns (its figure clearly beats a model that learned nothing), the report
-shows what each model does and holds up in a real browser, a failing recipe is reported and the tour goes
-on, and `deepzoo tour` means the quick tour."""
+shows what each model does and every experiment's figure and table, and holds up in a real browser, a failing
+recipe is reported and the tour goes on, and `deepzoo tour` means the quick tour."""
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from deepzoo import recipes
-from deepzoo.errors import DeepzooError
+from deepzoo import experiments, recipes
 from deepzoo.report import learned
 
 NAMES = [r.name for r in recipes.all_recipes()]
+EXPERIMENTS = [e.name for e in experiments.EXPERIMENTS]
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +50,11 @@ def test_report_in_a_real_browser(quick_tour, tmp_path):
         rows = driver.execute_script("return Array.from(document.querySelectorAll('table.summary tr'))"
                                      ".slice(1).map(r => r.cells[0].innerText)")
         assert rows == NAMES
+        rows = driver.execute_script("return Array.from(document.querySelectorAll('table.experiments tr'))"
+                                     ".slice(1).map(r => r.cells[0].innerText)")
+        assert rows == EXPERIMENTS                  # every experiment's quick form joins the tour
+        figures = [alt for alt, *_ in images if alt.endswith(" experiment")]
+        assert figures == [f"figure of the {name} experiment" for name in EXPERIMENTS]    # each decoded, above
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert not errors, errors
         height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -75,6 +79,40 @@ def test_the_report_shows_what_each_model_does(quick_tour):
                   "64 samples", "denoising", "interpolations", "The untrained model's samples",
                   "Predicted against true", "p(malignant)", "quick preset"):
         assert shown in page, shown
+
+
+def test_the_report_shows_every_experiment_with_its_figure_and_table(quick_tour):
+    ran = json.loads((quick_tour / "tour.json").read_text())["experiments"]
+    assert [e["experiment"] for e in ran] == EXPERIMENTS
+    page = (quick_tour / "report.html").read_text()
+    stdout = (quick_tour / "stdout.txt").read_text()
+    for spec, e in zip(experiments.EXPERIMENTS, ran):
+        assert e["error"] is None, f"{spec.name}: {e['error']}"
+        folder = quick_tour / "experiments" / spec.name
+        assert e["figure"] == str(folder / f"{spec.module}.png") and e["verdict"] and e["seconds"] > 0
+        for suffix in (".png", ".md", ".json"):               # figure, table and data in its run folder
+            assert (folder / f"{spec.module}{suffix}").is_file(), f"{spec.name}: no {spec.module}{suffix}"
+        assert json.loads((folder / f"{spec.module}.json").read_text())["quick"] is True
+        assert f"id='experiment-{spec.name}'" in page and f"alt='figure of the {spec.name} experiment'" in page
+        assert f"experiment {spec.name}" in stdout               # the summary table's row
+
+
+def test_each_experiment_runs_with_the_tours_thread_count(tmp_path, monkeypatch):
+    """A recipe may leave torch's thread count changed (numba.set_num_threads, in word2vec's kernel, sets the
+    OpenMP runtime that torch shares): the tour puts the count it started with back before each experiment."""
+    import torch
+
+    from deepzoo.experiments import vanishing
+    from deepzoo.report import tour
+    seen = []
+    monkeypatch.setattr(vanishing, "run", lambda *a, **kw: seen.append(torch.get_num_threads()) or {})
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2 if before == 1 else 1)      # what a recipe left behind
+        tour.run_experiment("vanishing", True, tmp_path, False, lambda *a: None, threads=before)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [before]
 
 
 def test_a_failing_recipe_is_reported_and_the_tour_goes_on(tmp_path, monkeypatch, capsys):

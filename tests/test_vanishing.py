@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from deepzoo.errors import DeepzooError
-from deepzoo.experiments.vanishing import MODES, format_table, gradient_vs_distance, run
+from deepzoo.experiments.vanishing import MODES, QUICK, format_table, gradient_vs_distance, run, verdict
 
 T, H = 40, 16
 FAR = 35
@@ -87,25 +87,39 @@ def test_unknown_mode():
         gradient_vs_distance("transformer", seq_len=5)
 
 
-def test_run_writes_png_and_json(tmp_path):
-    table = run(tmp_path / "out", seq_len=T, hidden_size=H, seeds=2)
+def test_run_writes_png_md_and_json(tmp_path):
+    result = run(tmp_path / "out", seq_len=T, hidden_size=H, seeds=2, progress=False, log=lambda *a: None)
+    table = result["table"]
     assert set(table) == set(MODES)
     for row in table.values():
-        assert list(row) == [1, 10, 25]      # the distances of (1, 10, 25, 50, 99) below T = 40
+        assert list(row) == ["1", "10", "25"]      # the distances of (1, 10, 25, 50, 99) below T = 40
         assert all(0 < v < 1 for v in row.values())
     png = tmp_path / "out" / "vanishing.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((tmp_path / "out" / "vanishing.json").read_text())
-    assert data["settings"]["seq_len"] == T
+    assert data == result                    # JSON writes a float's repr: it reads back exactly
+    assert data["settings"]["seq_len"] == T and not data["quick"]
     assert set(data["curves"]) == set(MODES) and all(len(c) == T for c in data["curves"].values())
-    assert data["table"]["rnn"]["25"] == table["rnn"][25]   # JSON writes a float's repr: it reads back exactly
+    assert data["table"]["rnn"]["25"] == data["curves"]["rnn"][25]
+    f = result["findings"]
+    assert f["distance"] == T - 1
+    for mode in MODES:                       # the per-step factor is the geometric mean rate of the fall
+        assert f[mode]["per_step_factor"] == pytest.approx(data["curves"][mode][T - 1] ** (1 / (T - 1)), abs=1e-4)
+    assert f["lstm"]["times_the_rnn"] > 1e3 and f["gru"]["times_the_rnn"] > 1e3
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]   # no temp files left
-    text = format_table(table)
+    text = format_table(result)
     assert "k=25" in text and all(mode in text for mode in MODES)
+    assert "all vanish geometrically" in verdict(result)
+    md = (tmp_path / "out" / "vanishing.md").read_text()
+    assert md.count("\n| ") == 1 + len(MODES) and verdict(result) in md
 
 
-def test_experiment_command_prints_table_and_writes_plot(tmp_path):
-    from conftest import run_deepzoo
-    out = run_deepzoo("experiment", "vanishing", "--out", str(tmp_path), "--seq-len", "30", "--hidden", "16",
-                      "--seeds", "1", check=True).stdout
-    assert "rnn" in out and "lstm" in out and (tmp_path / "vanishing.png").exists()
+def test_the_tours_quick_form_wrote_its_figure_table_and_data(quick_tour):
+    folder = quick_tour / "experiments" / "vanishing"       # the session's `deepzoo tour --quick`
+    data = json.loads((folder / "vanishing.json").read_text())
+    assert data["quick"] and data["settings"]["seq_len"] == QUICK["seq_len"]
+    assert data["settings"]["hidden_size"] == QUICK["hidden_size"] and data["settings"]["seeds"] == QUICK["seeds"]
+    assert all(len(c) == QUICK["seq_len"] for c in data["curves"].values())
+    assert list(data["table"]["rnn"]) == ["1", "10", "25", "50"]
+    assert (folder / "vanishing.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert verdict(data) in (folder / "vanishing.md").read_text()

@@ -265,20 +265,17 @@ def test_images_the_patches_do_not_divide_are_one_error_line(tmp_path):
 
 # --- the experiment ------------------------------------------------------------------------------------------
 
-def test_experiment_vit_vs_resnet_quick_writes_its_table_and_plot(tmp_path):
-    out = tmp_path / "exp"
-    status, stdout, err = deepzoo_main("experiment", "vit-vs-resnet", "--quick", "--sizes", "100", "500",
-                                       "--minutes", "0.03", "--out", str(out), "--quiet")
-    assert status == 0, err
+def test_experiment_vit_vs_resnet_quick_writes_its_table_and_plot(quick_tour):
+    from deepzoo.experiments.vit_vs_resnet import QUICK_SIZES, verdict
+    out = quick_tour / "experiments" / "vit-vs-resnet"          # the session's `deepzoo tour --quick`
     result = json.loads((out / "vit_vs_resnet.json").read_text())
-    assert {r["net"] for r in result["runs"]} == {"vit-cifar10", "resnet20-cifar10"}
+    assert result["quick"] and result["sizes"] == list(QUICK_SIZES)
     assert sorted((r["net"], r["train_size"]) for r in result["runs"]) == sorted(
-        (net, n) for net in ("vit-cifar10", "resnet20-cifar10") for n in (100, 500))
+        (net, n) for net in ("vit-cifar10", "resnet20-cifar10") for n in QUICK_SIZES)
     for r in result["runs"]:
         assert 0 <= r["test_acc"] <= 1 and r["train_images_per_s"] > 0 and r["epochs"] >= 1
         assert (out / r["run_dir"] / "summary.json").exists()
     table = (out / "vit_vs_resnet.md").read_text()
-    assert "| vit-cifar10 |" in table and "| resnet20-cifar10 |" in table
+    assert "| vit-cifar10 |" in table and "| resnet20-cifar10 |" in table and verdict(result) in table
     assert (out / "vit_vs_resnet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert set(result["findings"]["gap_resnet_minus_vit"]) == {"100", "500"}          # (JSON keys are strings)
-    assert "vit-cifar10" in stdout and "resnet20-cifar10" in stdout
+    assert set(result["findings"]["gap_resnet_minus_vit"]) == {str(n) for n in QUICK_SIZES}   # (JSON keys: strings)

@@ -396,3 +396,17 @@ def test_chinese_vectors_are_not_scored_on_the_english_sets(shared_data):
     assert evaluate(kv, cfg, shared_data) == {"vocab_size": 3}
     cfg = recipes.get("word2vec-ptb").full_defaults()
     assert "analogy_acc" in evaluate(kv, cfg, shared_data)
+
+
+def test_training_leaves_pytorchs_thread_count_as_it_was():
+    """numba's OpenMP layer is PyTorch's: setting its threads for the kernel must not change what every later
+    PyTorch computation in the process uses (the tour trains recipes after word2vec)."""
+    import torch
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        corpus = ListCorpus(_topic_corpus(10))
+        Word2Vec(vector_size=8, min_count=1, epochs=1, workers=2).build_vocab(corpus).train(corpus)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

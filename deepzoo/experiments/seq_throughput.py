@@ -33,8 +33,15 @@ transformer / lstm 0.58 to 0.81), and both got faster per token as L grew. Two c
 units for the Transformer's parallelism to fill, oneDNN's fused LSTM keeps them busy even with 16 rows
 per step, and the Transformer does more arithmetic per token (a 4x-wide FFN and the attention scores).
 So the sequential bottleneck is a limit on latency and on parallel hardware, not on arithmetic: on a
-small CPU it costs little. The ratio row of the table is the figure to read.
+small CPU it costs little. The ratio row of the table is the figure to read. Measured verdict, then: the
+claim does not hold on this CPU (benchmarks/results/seq_throughput.json, 2 threads; the machine was not
+recorded); it is untested on a GPU.
 
+``--quick`` (lengths 16, 64 and 256, batch 8, width 64, 3 timed steps a point; seconds) times the same two
+models smaller: it checks the machinery and shows the ratio's trend on this machine; it joins
+``deepzoo tour``. Timings move with whatever else the machine runs.
+
+    deepzoo experiment seq-throughput --quick         # seconds
     deepzoo experiment seq-throughput                 # plot + table in runs/experiment-seq-throughput
 """
 
@@ -49,7 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from deepzoo.errors import DeepzooError
-from deepzoo.files import atomic_write_json
+from deepzoo.files import atomic_write_bytes, atomic_write_json
 from deepzoo.report.plots import save_png
 from deepzoo.models.gpt import GPT
 from deepzoo.models.rnn import RNNLanguageModel
@@ -58,6 +65,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 LENGTHS = (16, 32, 64, 128, 256, 512)
+DEFAULT = dict(lengths=LENGTHS, batch=16, width=128, steps=5, warmup=2)
+QUICK = dict(lengths=(16, 64, 256), batch=8, width=64, steps=3, warmup=1)
 VOCAB = 256
 MODELS = ("lstm", "transformer")
 
@@ -89,9 +98,21 @@ def step_seconds(model: torch.nn.Module, batch: int, length: int, steps: int, wa
     return statistics.median(times)
 
 
-def run(out, lengths=LENGTHS, batch: int = 16, width: int = 128, steps: int = 5, warmup: int = 2,
-        seed: int = 0) -> dict:
-    """Measure both models at every length; write ``seq_throughput.json`` and ``seq_throughput.png``."""
+def run(out, lengths=None, batch: int | None = None, width: int | None = None, steps: int | None = None,
+        warmup: int | None = None, seed: int = 0, quick: bool = False, progress: bool = True, log=print) -> dict:
+    """Measure both models at every length; write ``seq_throughput.json``, ``seq_throughput.md`` (the table)
+    and ``seq_throughput.png``; return what the JSON holds. Unset settings take DEFAULT's values, or QUICK's
+    with ``quick``."""
+    from tqdm.auto import tqdm
+
+    from deepzoo.figures import machine_json
+    started = time.perf_counter()
+    s = {**(QUICK if quick else DEFAULT)}
+    for key, value in (("lengths", lengths), ("batch", batch), ("width", width), ("steps", steps),
+                       ("warmup", warmup)):
+        if value is not None:
+            s[key] = value
+    lengths, batch, width, steps, warmup = s["lengths"], s["batch"], s["width"], s["steps"], s["warmup"]
     lengths = sorted(set(int(n) for n in lengths))
     if not lengths or lengths[0] < 2:
         raise DeepzooError(f"lengths must be integers >= 2, got {lengths}")
@@ -101,24 +122,56 @@ def run(out, lengths=LENGTHS, batch: int = 16, width: int = 128, steps: int = 5,
     if width % 4:
         raise DeepzooError(f"width must be a multiple of the 4 heads, got {width}")
     rows, params = [], {}
+    bar = tqdm(total=len(MODELS) * len(lengths), unit="point", disable=not progress, leave=False)
     for name in MODELS:
         torch.manual_seed(seed)
         model = build(name, width, lengths[-1])
         params[name] = sum(p.numel() for p in model.parameters())
         for length in lengths:
+            bar.set_description(f"{name} L={length}")
             seconds = step_seconds(model, batch, length, steps, warmup, seed)
             rows.append({"model": name, "length": length, "step_seconds": seconds,
                          "tokens_per_second": batch * length / seconds})
+            bar.update(1)
+            log(f"{name:<11} L={length:<5} {batch * length / seconds:>10,.0f} training tokens/s")
+    bar.close()
     speed = {(r["model"], r["length"]): r["tokens_per_second"] for r in rows}
     ratio = {n: speed["transformer", n] / speed["lstm", n] for n in lengths}
-    result = {"settings": {"batch": batch, "width": width, "steps": steps, "warmup": warmup, "seed": seed,
+    result = {"quick": quick,
+              "settings": {"batch": batch, "width": width, "steps": steps, "warmup": warmup, "seed": seed,
                            "threads": torch.get_num_threads(), "torch": torch.__version__},
-              "parameters": params, "rows": rows, "transformer_over_lstm": ratio}
+              "ran_under": machine_json(), "parameters": params, "rows": rows, "transformer_over_lstm": ratio}
+    result["findings"] = findings(result)
+    result["seconds"] = round(time.perf_counter() - started, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "seq_throughput.json", result)
+    atomic_write_bytes(out / "seq_throughput.md", markdown(result).encode("utf-8"))
     _plot(result, out / "seq_throughput.png")
     return result
+
+
+def findings(result: dict) -> dict:
+    """The ratio Transformer / LSTM (training tokens/s) at its lowest and highest, and the lengths where the
+    Transformer was the faster one."""
+    ratio = {int(n): r for n, r in result["transformer_over_lstm"].items()}
+    low, high = min(ratio, key=ratio.get), max(ratio, key=ratio.get)
+    return {"lowest_ratio": {"length": low, "ratio": round(ratio[low], 3)},
+            "highest_ratio": {"length": high, "ratio": round(ratio[high], 3)},
+            "transformer_faster_at": [n for n in sorted(ratio) if ratio[n] > 1]}
+
+
+def verdict(result: dict) -> str:
+    """One line from the findings: where the Transformer trained faster, and the ratio's range."""
+    f = result["findings"]
+    faster = f["transformer_faster_at"]
+    lengths = sorted(int(n) for n in result["transformer_over_lstm"])
+    where = ("at no length" if not faster else "at every length" if len(faster) == len(lengths)
+             else "at L = " + ", ".join(map(str, faster)))
+    return (f"the Transformer trained more tokens/s than the LSTM {where} of {', '.join(map(str, lengths))}; "
+            f"Transformer / LSTM from {f['lowest_ratio']['ratio']:.2f} (L = {f['lowest_ratio']['length']}) to "
+            f"{f['highest_ratio']['ratio']:.2f} (L = {f['highest_ratio']['length']}) on "
+            f"{result['settings']['threads']} thread(s)")
 
 
 def _plot(result: dict, path: Path) -> None:
@@ -136,11 +189,29 @@ def _plot(result: dict, path: Path) -> None:
     save_png(fig, path, dpi=120)
 
 
-def format_table(result: dict) -> str:
+def _rows(result: dict) -> tuple[list[list[str]], list[str]]:
     lengths = sorted({r["length"] for r in result["rows"]})
     speed = {(r["model"], r["length"]): r["tokens_per_second"] for r in result["rows"]}
-    lines = ["tokens/s     " + "".join(f"{'L=' + str(n):>10}" for n in lengths)]
-    for name in MODELS:
-        lines.append(f"{name:<13}" + "".join(f"{speed[name, n]:>10,.0f}" for n in lengths))
-    lines.append(f"{'ratio T/L':<13}" + "".join(f"{result['transformer_over_lstm'][n]:>10.2f}" for n in lengths))
-    return "\n".join(lines)
+    ratio = {int(n): v for n, v in result["transformer_over_lstm"].items()}
+    rows = [[name] + [f"{speed[name, n]:,.0f}" for n in lengths] for name in MODELS]
+    rows.append(["ratio T/L"] + [f"{ratio[n]:.2f}" for n in lengths])
+    return rows, ["tokens/s"] + [f"L={n}" for n in lengths]
+
+
+def markdown(result: dict) -> str:
+    s, m, p = result["settings"], result["ran_under"], result["parameters"]
+    rows, header = _rows(result)
+    lines = ["# LSTM vs Transformer: training tokens per second against the sequence length L", "",
+             f"2-layer LSTM ({p['lstm']:,} parameters) and 2-block Transformer ({p['transformer']:,}), width "
+             f"{s['width']}, batches of {s['batch']} sequences, median of {s['steps']} timed steps after "
+             f"{s['warmup']} untimed; {m['cpu']}, {s['threads']} thread(s), kernels {m['isa']['aten']}; "
+             f"{result['seconds']:.0f} s in all.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines + ["", verdict(result), ""])
+
+
+def format_table(result: dict) -> str:
+    from deepzoo.report.format import table
+    rows, header = _rows(result)
+    return table(rows, header) + "\n" + verdict(result)

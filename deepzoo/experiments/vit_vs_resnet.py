@@ -180,9 +180,9 @@ def _rows(result: dict) -> list[list[str]]:
 HEADER = ["net", "training images", "test accuracy", "training images/s", "epochs", "training time", "parameters"]
 
 
-def _verdict(result: dict) -> str:
+def verdict(result: dict) -> str:
     f = result["findings"]
-    gaps = ", ".join(f"{n:,}: {100 * g:+.1f}" for n, g in f["gap_resnet_minus_vit"].items())
+    gaps = ", ".join(f"{int(n):,}: {100 * g:+.1f}" for n, g in f["gap_resnet_minus_vit"].items())   # (str keys from JSON)
     gains = {True: "yes", False: "no", None: "-"}[f["vit_gains_with_more_data"]]
     return (f"ResNet-20 minus ViT, test accuracy points by training images: {gaps}; ResNet-20 better at every "
             f"size: {'yes' if f['resnet_better_at_every_size'] else 'no'}; the ViT gains on it from the smallest "
@@ -195,12 +195,12 @@ def markdown(result: dict) -> str:
              f"{result['threads']} thread{'s' if result['threads'] != 1 else ''}", "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
-    return "\n".join(lines + ["", _verdict(result), ""])
+    return "\n".join(lines + ["", verdict(result), ""])
 
 
 def format_table(result: dict) -> str:
     from deepzoo.report.format import table
-    return table(_rows(result), HEADER) + "\n" + _verdict(result)
+    return table(_rows(result), HEADER) + "\n" + verdict(result)
 
 
 def plot(result: dict, path: Path) -> Path:

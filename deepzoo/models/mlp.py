@@ -8,8 +8,14 @@ stacks layers:
     h_l = dropout(f(W_l h_{l-1} + b_l))        l = 1 .. L
     z   = W_out h_L + b_out                    the output head
 
-Without ``f`` the stack would collapse into one linear map; with it, a wide enough MLP can
-approximate any continuous function. The output head decides the task, with the loss that matches it:
+Without ``f`` the stack collapses into one linear map: with f the identity,
+
+    z = W_out (W_L (... (W_1 x + b_1) ...) + b_L) + b_out = W x + b,
+    W = W_out W_L ... W_1,     b = b_out + Σ_l W_out W_L ... W_{l+1} b_l,
+
+so depth adds parameters but nothing a single linear layer could not compute (``activation="none"``
+builds such a net; ``deepzoo experiment linear-collapse`` trains it and multiplies it out). With a
+non-linear f, a wide enough MLP can approximate any continuous function. The output head decides the task, with the loss that matches it:
 
 =================  ======================  ===========================================
 task               head                    loss
@@ -28,19 +34,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepzoo.errors import DeepzooError
 from deepzoo.nn import blocks
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "none")     # "none": f is the identity, no layer at all
 
 
 class MLP(nn.Module):
     def __init__(self, in_features: int, hidden: list[int], out_features: int,
                  activation: str = "relu", dropout: float = 0.0, impl: str = "torch") -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise DeepzooError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
         b = blocks(impl)
-        act = {"relu": b.ReLU, "tanh": b.Tanh, "sigmoid": b.Sigmoid}[activation]
+        act = {"relu": b.ReLU, "tanh": b.Tanh, "sigmoid": b.Sigmoid, "none": None}[activation]
         layers: list[nn.Module] = [b.Flatten()]
         width = in_features
         for h in hidden:
-            layers += [b.Linear(width, h), act()]
+            layers.append(b.Linear(width, h))
+            if act is not None:
+                layers.append(act())
             if dropout > 0:
                 layers.append(b.Dropout(dropout))
             width = h

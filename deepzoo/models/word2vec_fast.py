@@ -397,6 +397,17 @@ class Word2Vec:
 
     def train(self, corpus, progress: bool = False, on_epoch=None, on_position=None,
               start: dict | None = None) -> list[dict]:
+        """See :meth:`_train`. numba's OpenMP threading layer is the one PyTorch computes with, so setting
+        numba's thread count sets PyTorch's too: the count PyTorch had is put back afterwards."""
+        import torch
+        threads = torch.get_num_threads()
+        try:
+            return self._train(corpus, progress, on_epoch, on_position, start)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _train(self, corpus, progress: bool = False, on_epoch=None, on_position=None,
+               start: dict | None = None) -> list[dict]:
         """Run ``epochs`` passes over ``corpus``; return one dict per epoch (loss per prediction, words,
         seconds, words per second, learning rate reached). ``on_epoch(row)`` is called after each.
 

@@ -13,8 +13,12 @@ configs on the full datasets. For every recipe the page shows:
   the denoising strip, the node embedding map;
 - its training curves.
 
-A recipe that fails, for any reason, is reported on the page with its error and the tour goes on; the
-tour then raises a DeepzooError naming the failed recipes (``deepzoo tour`` exits with status 2). Quick
+After the recipes, the experiments whose quick form joins the tour (``deepzoo.experiments.EXPERIMENTS``,
+``tour=True``; ``deepzoo experiment list`` marks them) run that form (their default form with
+``quick=False``) into ``OUT/experiments/NAME``, and the page shows each one's claim, figure and table.
+
+A recipe or an experiment that fails, for any reason, is reported on the page with its error and the tour
+goes on; the tour then raises a DeepzooError naming what failed (``deepzoo tour`` exits with status 2). Quick
 figures come from a few epochs on small samples: they show that each model learns, not the published
 figure (the README's table has those, from the default configs). ``tour.json`` beside ``report.html``
 holds the same results for programs (benchmarks/tour.py, the tests).
@@ -23,7 +27,6 @@ holds the same results for programs (benchmarks/tour.py, the tests).
 from __future__ import annotations
 
 import html
-import json
 import time
 import traceback
 from pathlib import Path
@@ -37,10 +40,16 @@ from deepzoo.report.showcase import file_img
 
 
 def tour(quick: bool = True, out=None, data_dir=None, only: list[str] | None = None,
-         progress: bool = True, log=print) -> Path:
-    """Train each recipe (``only``: these), check it learned, show it; write ``OUT/report.html`` and
-    ``OUT/tour.json``; return the report's path."""
+         progress: bool = True, log=print, experiments: list[str] | None = None) -> Path:
+    """Train each recipe (``only``: these), check it learned, show it; run the experiments (``experiments``:
+    these names; by default every one that joins the tour, or none when ``only`` names recipes); write
+    ``OUT/report.html`` and ``OUT/tour.json``; return the report's path."""
+    from deepzoo import experiments as experiments_lib
     from deepzoo.train.run import train
+    if experiments is None:
+        experiments = [] if only else [e.name for e in experiments_lib.EXPERIMENTS if e.tour]
+    for name in experiments:
+        experiments_lib.get(name)                    # an unknown name is one line, before anything trains
     chosen = [recipes.get(n) for n in only] if only else recipes.all_recipes()
     for recipe in list(chosen):     # a recipe that starts from another's run: that one trains first
         for _, needed in recipe.needs:
@@ -51,7 +60,9 @@ def tour(quick: bool = True, out=None, data_dir=None, only: list[str] | None = N
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     entries: list[dict] = []
+    threads = _threads()
     for i, recipe in enumerate(chosen, 1):
+        _threads(threads)
         log(f"== [{i}/{len(chosen)}] {recipe.name} ({'quick preset' if quick else 'default config'})")
         entry = {"recipe": recipe.name, "family": recipe.family, "dataset": recipe.dataset,
                  "preset": "quick" if quick else None, "run_dir": str(out / recipe.name), "error": None,
@@ -115,18 +126,65 @@ def tour(quick: bool = True, out=None, data_dir=None, only: list[str] | None = N
             log(f"   {recipe.name} failed: {entry['error']}")
     for entry in entries:
         entry["seconds"]["total"] = round(sum(entry["seconds"].values()), 2)
+    ran = [run_experiment(name, quick, out / "experiments" / name, progress, log, data_dir, threads)
+           for name in experiments]
+    _threads(threads)
     total = time.perf_counter() - started
 
     result = {"quick": quick, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "total_seconds": round(total, 1),
-              "machine": machine(), "recipes": [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries]}
+              "machine": machine(), "recipes": [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries],
+              "experiments": ran}
     atomic_write_json(out / "tour.json", result)
     path = out / "report.html"
     atomic_write_bytes(path, render(entries, result).encode())
     log(summary_table(result))
     failed = [e["recipe"] for e in entries if e["error"]]
-    if failed:
-        raise DeepzooError(f"tour: {len(failed)} recipe(s) failed ({', '.join(failed)}); the report is in {path}")
+    failed_experiments = [e["experiment"] for e in ran if e["error"]]
+    if failed or failed_experiments:
+        what = ([f"{len(failed)} recipe(s) failed ({', '.join(failed)})"] if failed else []) + \
+            ([f"{len(failed_experiments)} experiment(s) failed ({', '.join(failed_experiments)})"]
+             if failed_experiments else [])
+        raise DeepzooError(f"tour: {'; '.join(what)}; the report is in {path}")
     return path
+
+
+def run_experiment(name: str, quick: bool, folder: Path, progress: bool, log, data_dir=None,
+                   threads: int | None = None) -> dict:
+    """One experiment's quick form (its default form with quick=False) into ``folder``: its verdict line,
+    table and figure's path for the page, or the error that stopped it. ``data_dir`` goes to the experiments
+    that read a dataset (their ``run`` takes ``data_dir``); ``threads``: torch's thread count to run with."""
+    import importlib
+    import inspect
+    if threads:
+        _threads(threads)
+
+    from deepzoo import experiments
+    spec = experiments.get(name)
+    log(f"== experiment {name} ({'quick form' if quick else 'default form'})")
+    entry = {"experiment": name, "claim": spec.claim, "notes": spec.notes, "run_dir": str(folder), "error": None}
+    start = time.perf_counter()
+    try:
+        module = importlib.import_module(f"deepzoo.experiments.{spec.module}")
+        data = {"data_dir": data_dir} if "data_dir" in inspect.signature(module.run).parameters else {}
+        result = module.run(folder, quick=quick, progress=progress, log=log, **data)
+        entry.update(verdict=module.verdict(result), table=module.format_table(result),
+                     figure=str(folder / f"{spec.module}.png"))
+    except Exception as e:                            # reported with the experiment; the tour goes on
+        entry["error"], entry["traceback"] = _describe(e, "running the experiment")
+        log(f"   failed: {entry['error']}")
+    entry["seconds"] = round(time.perf_counter() - start, 2)
+    return entry
+
+
+def _threads(n: int | None = None) -> int:
+    """torch's intra-op thread count; with ``n``, set it first. The tour puts the count it started with back
+    before each recipe and experiment: a recipe may leave it changed (numba.set_num_threads, which word2vec's
+    compiled kernel calls, sets the OpenMP runtime that torch shares, so under OMP_NUM_THREADS=1 every later
+    run would compute on all the cores)."""
+    import torch
+    if n and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
 
 
 def _describe(e: BaseException, stage: str) -> tuple[str, str | None]:
@@ -175,6 +233,9 @@ def summary_table(result: dict) -> str:
                      f"{v['metric']} {fmt(v['metric'], v['trained'])} vs {fmt(v['metric'], v['baseline'])} "
                      f"({v['baseline_name']})" if v else (e["error"] or "")[:80],
                      f"{e['seconds'].get('total', 0):.1f}s"])
+    for e in result.get("experiments", []):
+        rows.append([f"experiment {e['experiment']}", "FAILED" if e["error"] else "ran",
+                     (e["error"] or e["verdict"])[:80], f"{e['seconds']:.1f}s"])
     return (table(rows, ["recipe", "verdict", "figure vs baseline", "time"])
             + f"\ntotal {result['total_seconds']:.0f}s on {result['machine']['cpu']}")
 
@@ -212,7 +273,7 @@ def render(entries: list[dict], result: dict) -> str:
             verdict = "quick preset" if quick else {True: "meets", False: "below", None: "n/a"}[e.get("meets_reference")]
             check = "-"
             if v:
-                check = f"<span class='ok'>yes</span>" if v["learned"] else "<span class='bad'>no</span>"
+                check = "<span class='ok'>yes</span>" if v["learned"] else "<span class='bad'>no</span>"
                 base = f"{fmt(v['metric'], v['baseline'])} <small>{html.escape(v['baseline_name'])}</small>"
                 figure = f"{fmt(v['metric'], v['trained'])} <small>{html.escape(_short(v['metric']))}</small>"
         rows.append(f"<tr><td><a href='#{name}'>{name}</a></td><td>{html.escape(e['family'])}</td>"
@@ -226,7 +287,8 @@ def render(entries: list[dict], result: dict) -> str:
             "Default configs on the full datasets; each figure beside its published reference and beside a "
             "model that learned nothing.")
     flags = ", ".join(m["cpu_flags"]) or "none of avx2/avx512/amx"
-    failed = [e["recipe"] for e in entries if e["error"]]
+    failed = [e["recipe"] for e in entries if e["error"]] + \
+        [f"experiment {e['experiment']}" for e in result.get("experiments", []) if e["error"]]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>deepzoo tour</title>
 <link rel="icon" href="data:,">
@@ -241,8 +303,39 @@ def render(entries: list[dict], result: dict) -> str:
 {''.join(rows)}
 </table>
 {''.join(sections)}
+{_experiments(result.get("experiments", []), quick)}
 </body></html>
 """
+
+
+def _experiments(ran: list[dict], quick: bool) -> str:
+    """The experiments' part of the page: a table (claim, verdict, time), then each one's figure and table."""
+    if not ran:
+        return ""
+    rows, sections = [], []
+    for e in ran:
+        name = e["experiment"]
+        outcome = f"<span class='error'>{html.escape(e['error'])}</span>" if e["error"] else html.escape(e["verdict"])
+        rows.append(f"<tr><td><a href='#experiment-{name}'>{name}</a></td><td>{html.escape(e['claim'])}</td>"
+                    f"<td>{outcome}</td><td>{e['seconds']:.1f}s</td></tr>")
+        parts = [f"<section id='experiment-{name}'><h2>experiment {name} <small>{html.escape(e['notes'])}"
+                 f"</small></h2><p class='note'>{html.escape(e['claim'])}</p>"]
+        if e["error"]:
+            parts.append(f"<p class='error'>{html.escape(e['error'])}</p>")
+            if e.get("traceback"):
+                parts.append(f"<details><summary>traceback</summary><pre>{html.escape(e['traceback'])}</pre></details>")
+        else:
+            parts.append(file_img(e["figure"], f"figure of the {name} experiment", "plot"))
+            parts.append(f"<pre>{html.escape(e['table'])}</pre>")
+        parts.append(f"<p class='note'>{e['seconds']:.1f} s; <code>deepzoo experiment {name}"
+                     f"{' --quick' if quick else ''}</code> runs it alone.</p></section>")
+        sections.append("".join(parts))
+    note = ("Each experiment's quick form: small models and seconds of training, which check that it runs, not "
+            "the claim; <code>deepzoo experiment list</code> gives the verdicts of the default forms." if quick else
+            "Each experiment's default form.")
+    return (f"<h2 id='experiments'>Experiments: the notes' claims</h2><p>{note}</p>"
+            "<table class='experiments'><tr><th>experiment</th><th>claim</th><th>this run</th><th>time</th></tr>"
+            f"{''.join(rows)}</table>{''.join(sections)}")
 
 
 def _section(e: dict, quick: bool) -> str:

@@ -60,8 +60,8 @@ DIVERGED = "diverged.json"   # written into the run folder when the loss becomes
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 where the hardware runs it natively (a CPU with AVX-512 BF16 or AMX, a CUDA GPU
-    with bf16), else fp32. On a CPU without them bf16 is emulated and slower than fp32.
+    """``auto``: bf16 where the hardware runs it natively (a CPU with AVX-512 BF16 or AMX, unless its kernels
+    are capped below them, as ``python -m deepzoo.cputarget avx2`` does; a CUDA GPU with bf16), else fp32. On a CPU without them bf16 is emulated and slower than fp32.
 
     ``fp64``: the weights, inputs, activations, gradients and optimizer state all in double precision.
     Several times slower; it is for checking that two code paths (one process or several, one kernel or
@@ -74,9 +74,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
     if device.type == "cpu":
+        from deepzoo.cputarget import hides_bf16
         native = any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported",
                                                                        "_is_amx_tile_supported"))
-        return "bf16" if native else "fp32"
+        return "bf16" if native and not hides_bf16() else "fp32"   # (python -m deepzoo.cputarget avx2: fp32)
     return "fp32"
 
 
