@@ -184,8 +184,8 @@ def test_sync_batchnorm_keeps_the_parameters_and_their_names():
     sync_batchnorm(model, torch.device("cpu"))
     assert sum(isinstance(m, BatchNormAcrossProcesses) for m in model.modules()) == 3
     assert not any(type(m) in (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d) for m in model.modules())
-    after = model.state_dict()
-    assert after.keys() == before.keys() and all(after[k] is before[k] for k in before)
+    after = model.state_dict()           # the same tensors (the same memory), under the same names
+    assert after.keys() == before.keys() and all(after[k].data_ptr() == before[k].data_ptr() for k in before)
     z = torch.randn(4, 8)
     model.eval()                                        # one process, evaluation: plain BatchNorm
     assert model.generator(z).shape == (4, 1, 28, 28)

@@ -176,7 +176,13 @@ def test_the_command_line_serves_a_folder_of_runs(quick_tour, tmp_path):
         url = re.search(r"http://127\.0\.0\.1:\d+", line)
         assert url, (line, proc.stderr.read() if proc.poll() is not None else "")
         runs = httpx.get(url.group() + "/api/runs", timeout=30).json()
-        assert [r["name"] for r in runs] == [run.name for run in find_runs(quick_tour)]
+        names = []          # every run, a second folder of the same name (an experiment's run) as NAME-2
+        for run in find_runs(quick_tour):
+            name, k = run.name, 2
+            while name in names:
+                name, k = f"{run.name}-{k}", k + 1
+            names.append(name)
+        assert [r["name"] for r in runs] == names
         for run in runs:
             assert httpx.get(url.group() + run["page"]).status_code == 200
             r = httpx.post(f"{url.group()}/api/runs/{run['name']}/predict", json=example(run), timeout=120)
