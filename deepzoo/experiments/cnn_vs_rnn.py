@@ -45,6 +45,7 @@ import torch
 
 from deepzoo.errors import DeepzooError
 from deepzoo.files import atomic_write_bytes, atomic_write_json
+from deepzoo.report.format import markdown_table
 from deepzoo.report.plots import save_png
 
 matplotlib.use("Agg")
@@ -188,8 +189,7 @@ def markdown(result: dict) -> str:
     lines = [f"# CNN vs RNN on {data}: parameters, training and inference sentences/s, accuracy", "",
              f"{result['epochs']} epoch(s) each, embedding {result['embed_dim']}, seed {result['seed']}, "
              f"{result['threads']} thread(s).", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
+             markdown_table(_rows(result), HEADER)]
     return "\n".join(lines + ["", verdict(result), ""])
 
 

@@ -33,6 +33,7 @@ import matplotlib
 
 from deepzoo.errors import DeepzooError
 from deepzoo.files import atomic_write_bytes, atomic_write_json
+from deepzoo.report.format import markdown_table
 from deepzoo.report.plots import save_png
 
 matplotlib.use("Agg")
@@ -129,8 +130,7 @@ def verdict(result: dict) -> str:
 def markdown(result: dict) -> str:
     size = "the packaged sample" if result["quick"] else f"{result['train_size']:,} CIFAR-10 training images"
     lines = [f"# Degradation: plain-20/56 vs ResNet-20/56, {result['epochs']} epochs on {size}", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
+             markdown_table(_rows(result), HEADER)]
     return "\n".join(lines + ["", verdict(result), ""])
 
 

@@ -82,6 +82,7 @@ from torch import nn
 from deepzoo.errors import DeepzooError
 from deepzoo.files import atomic_write_bytes, atomic_write_json
 from deepzoo.nn.attention import LayerNorm
+from deepzoo.report.format import markdown_table
 from deepzoo.report.plots import save_png
 
 matplotlib.use("Agg")
@@ -295,8 +296,7 @@ def markdown(result: dict) -> str:
              "; ".join(f"{name}: {s['layers']} layers of width {s['width']}, {s['optimizer']}, {s['steps']} steps, "
                        f"target {s['target']:g}" for name, s in result["settings"].items())
              + f"; {m['cpu']}, {m['threads']} thread(s), kernels {m['isa']['aten']}; {result['seconds']:.0f} s in all.", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
+             markdown_table(_rows(result), HEADER)]
     return "\n".join(lines + [""] + verdict(result).split("\n") + [""])
 
 

@@ -64,6 +64,7 @@ from deepzoo.errors import DeepzooError
 from deepzoo.files import atomic_write_bytes, atomic_write_json
 from deepzoo.models.mlp import MLP
 from deepzoo.nn import layers as scratch
+from deepzoo.report.format import markdown_table
 from deepzoo.report.plots import save_png
 
 matplotlib.use("Agg")
@@ -264,8 +265,7 @@ def markdown(result: dict) -> str:
              "", f"Epochs: {', '.join(f'{k} {v}' for k, v in result['epochs'].items())}; Adam 1e-3, batches of 64, "
              f"seed {result['seed']}; {m['cpu']}, {m['threads']} thread(s), kernels {m['isa']['aten']}; "
              f"{result['seconds']:.0f} s in all.", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
+             markdown_table(_rows(result), HEADER)]
     return "\n".join(lines + [""] + verdict(result).split("\n") + [""])
 
 

@@ -95,6 +95,7 @@ from torch import nn
 from deepzoo.errors import DeepzooError
 from deepzoo.files import atomic_write_bytes, atomic_write_json
 from deepzoo.nn.attention import EncoderLayer, LayerNorm, SinusoidalPositions
+from deepzoo.report.format import markdown_table
 from deepzoo.report.plots import save_png
 
 matplotlib.use("Agg")
@@ -312,8 +313,7 @@ def markdown(result: dict) -> str:
              f"sequences (chance {100 * result['chance']:.1f}%); {result['ran_under']['cpu']}, "
              f"{result['ran_under']['threads']} thread(s), kernels {result['ran_under']['isa']['aten']}; "
              f"{result['seconds']:.0f} s in all.", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
+             markdown_table(_rows(result), HEADER)]
     return "\n".join(lines + ["", verdict(result), ""])
 
 

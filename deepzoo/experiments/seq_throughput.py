@@ -57,6 +57,7 @@ import torch.nn.functional as F
 
 from deepzoo.errors import DeepzooError
 from deepzoo.files import atomic_write_bytes, atomic_write_json
+from deepzoo.report.format import markdown_table
 from deepzoo.report.plots import save_png
 from deepzoo.models.gpt import GPT
 from deepzoo.models.rnn import RNNLanguageModel
@@ -206,8 +207,7 @@ def markdown(result: dict) -> str:
              f"{s['width']}, batches of {s['batch']} sequences, median of {s['steps']} timed steps after "
              f"{s['warmup']} untimed; {m['cpu']}, {s['threads']} thread(s), kernels {m['isa']['aten']}; "
              f"{result['seconds']:.0f} s in all.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+             markdown_table(rows, header)]
     return "\n".join(lines + ["", verdict(result), ""])
 
 

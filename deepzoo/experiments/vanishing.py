@@ -105,6 +105,7 @@ import torch
 from deepzoo.errors import DeepzooError
 from deepzoo.nn import recurrent
 from deepzoo.files import atomic_write_bytes, atomic_write_json
+from deepzoo.report.format import markdown_table
 from deepzoo.report.plots import save_png
 
 matplotlib.use("Agg")
@@ -315,8 +316,7 @@ def markdown(result: dict) -> str:
              "", f"T = {s['seq_len']}, H = {s['hidden_size']}, batch {s['batch']}, {s['seeds']} seed(s), "
              f"{s['impl']} cells, {s['dtype']}, default init, untrained; {m['cpu']}, {m['threads']} thread(s), "
              f"kernels {m['isa']['aten']}; {result['seconds']:.1f} s.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+             markdown_table(rows, header)]
     return "\n".join(lines + ["", verdict(result), ""])
 
 

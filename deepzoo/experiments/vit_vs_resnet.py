@@ -53,6 +53,7 @@ import torch
 
 from deepzoo.errors import DeepzooError
 from deepzoo.files import atomic_write_bytes, atomic_write_json
+from deepzoo.report.format import markdown_table
 from deepzoo.report.plots import save_png
 
 matplotlib.use("Agg")
@@ -193,8 +194,7 @@ def markdown(result: dict) -> str:
     size = "the packaged sample" if result["quick"] else "CIFAR-10"
     lines = [f"# ViT vs ResNet-20 on {size}: {result['minutes_per_run']:g} minutes of training per run, "
              f"{result['threads']} thread{'s' if result['threads'] != 1 else ''}", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
+             markdown_table(_rows(result), HEADER)]
     return "\n".join(lines + ["", verdict(result), ""])
 
 

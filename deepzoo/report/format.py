@@ -10,6 +10,12 @@ def table(rows: list[list], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def markdown_table(rows: list[list], header: list[str]) -> str:
+    """The same rows as a Markdown (GitHub) table: the results files beside each experiment's figure."""
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
 def format_metric(name: str, value: float | None) -> str:
     """Accuracies as percentages, counts as integers, everything else with four decimals."""
     if value is None:
